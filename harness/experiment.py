@@ -1,0 +1,294 @@
+"""The experiment model, its loader and the checks that run before anything starts."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
+
+from harness import thresholds
+from harness.errors import InvalidInput
+from harness.faults import FAULT_KINDS, FaultSpec
+from harness.load import USER_CLASS_NAMES
+from harness.stack import SettingValue, Stack, load_stack
+
+EXPERIMENTS_DIR = Path(__file__).resolve().parent.parent / "experiments"
+MAX_FILE_BYTES = 256 * 1024
+PHASES = ("baseline", "fault", "recovery")
+REQUIRED_ARMS = ("control", "treatment")
+NAME_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
+MAX_PHASE_S = 3600.0
+# Aliases let a small file expand into a huge document, so only a few are accepted.
+MAX_ALIASES = 50
+
+
+def _seconds(value: object) -> object:
+    """Turn `5s`, `500ms` or a number of seconds into seconds."""
+    if isinstance(value, str):
+        match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(ms|s)?\s*", value)
+        if match is None:
+            raise ValueError("expected a duration such as 10s or 500ms")
+        number = float(match[1])
+        return number / 1000.0 if match[2] == "ms" else number
+    return value
+
+
+Seconds = Annotated[float, BeforeValidator(_seconds), Field(gt=0, le=MAX_PHASE_S)]
+
+
+class Phases(BaseModel):
+    """Durations of the three phases of an arm, in seconds."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    baseline: Seconds
+    fault: Seconds
+    recovery: Seconds
+
+    @property
+    def total(self) -> float:
+        """Return the length of the whole arm."""
+        return self.baseline + self.fault + self.recovery
+
+
+class LoadProfile(BaseModel):
+    """The Locust user class and how many users run it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    user_class: str
+    users: int = Field(ge=1, le=500)
+    spawn_rate: float = Field(gt=0, le=500)
+
+    @model_validator(mode="after")
+    def _known_user_class(self) -> LoadProfile:
+        if self.user_class not in USER_CLASS_NAMES:
+            known = ", ".join(USER_CLASS_NAMES)
+            raise ValueError(f"unknown user_class {self.user_class!r}; known: {known}")
+        return self
+
+
+class Arm(BaseModel):
+    """One arm: the target's settings, and optionally its own faults and phases."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    description: str = ""
+    target: dict[str, dict[str, SettingValue]] = {}
+    faults: list[FaultSpec] | None = None
+    phases: Phases | None = None
+
+
+class Probe(BaseModel):
+    """A server-side time series from Prometheus, or a ratio of two metrics of a phase."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    promql: str | None = None
+    aggregation: Literal["increase", "max", "mean", "last"] = "increase"
+    ratio: tuple[str, str] | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Probe:
+        if (self.promql is None) == (self.ratio is None):
+            raise ValueError("give exactly one of promql or ratio")
+        return self
+
+
+class Hypothesis(BaseModel):
+    """A threshold on a metric of one arm within one phase."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200)
+    arm: str
+    phase: Literal["baseline", "fault", "recovery"]
+    expression: str
+    endpoint: str | None = None
+    abort: bool = False
+
+
+class Experiment(BaseModel):
+    """An experiment file."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=NAME_PATTERN)
+    description: str
+    pattern: str
+    seed: int = Field(default=42, ge=0, le=2**31 - 1)
+    load: LoadProfile
+    phases: Phases
+    faults: list[FaultSpec] = Field(min_length=1)
+    arms: dict[str, Arm]
+    probes: dict[str, Probe] = {}
+    hypotheses: list[Hypothesis] = Field(min_length=1)
+
+    def arm_faults(self, arm: str) -> list[FaultSpec]:
+        """Return the faults of an arm: its own, or the experiment's."""
+        own = self.arms[arm].faults
+        return own if own is not None else self.faults
+
+    def arm_phases(self, arm: str) -> Phases:
+        """Return the phases of an arm: its own, or the experiment's."""
+        return self.arms[arm].phases or self.phases
+
+
+def _field_path(loc: tuple[int | str, ...]) -> str:
+    parts: list[str] = []
+    for part in loc:
+        if isinstance(part, int):
+            parts.append(f"[{part}]")
+        elif parts:
+            parts.append(f".{part}")
+        else:
+            parts.append(str(part))
+    return "".join(parts)
+
+
+def _short(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _check_cross_references(experiment: Experiment, stack: Stack, where: str) -> None:
+    """Check what pydantic cannot: arms, links, settings, hypotheses against probes."""
+    for arm in REQUIRED_ARMS:
+        if arm not in experiment.arms:
+            raise InvalidInput(
+                f"{where}: field arms: missing arm {arm!r}; every experiment needs "
+                "control and treatment"
+            )
+    for arm_name, arm in experiment.arms.items():
+        if not re.fullmatch(NAME_PATTERN, arm_name):
+            raise InvalidInput(
+                f"{where}: field arms: invalid arm name {arm_name!r}; use lower-case letters, "
+                "digits and dashes"
+            )
+        stack.resolve_settings(
+            {k: dict(v) for k, v in arm.target.items()}, f"{where}: field arms.{arm_name}.target"
+        )
+        own = experiment.arms[arm_name].faults is not None
+        for index, fault in enumerate(experiment.arm_faults(arm_name)):
+            field = f"arms.{arm_name}.faults[{index}]" if own else f"faults[{index}]"
+            kind = FAULT_KINDS.get(fault.kind)
+            if kind is None:
+                known = ", ".join(FAULT_KINDS)
+                raise InvalidInput(
+                    f"{where}: field {field}.kind: unknown fault kind {fault.kind!r}; "
+                    f"known: {known}"
+                )
+            kind.check(fault, stack, f"{where}: field {field}")
+
+    for name, probe in experiment.probes.items():
+        if name in thresholds.CLIENT_METRICS:
+            raise InvalidInput(f"{where}: field probes.{name}: name taken by a client metric")
+        if probe.ratio is not None:
+            for part in probe.ratio:
+                if part not in thresholds.CLIENT_METRICS and part not in experiment.probes:
+                    raise InvalidInput(
+                        f"{where}: field probes.{name}.ratio: unknown metric {part!r}"
+                    )
+
+    seen: set[str] = set()
+    probe_names = frozenset(experiment.probes)
+    for index, hypothesis in enumerate(experiment.hypotheses):
+        field = f"{where}: field hypotheses[{index}]"
+        if hypothesis.arm not in experiment.arms:
+            known = ", ".join(experiment.arms)
+            raise InvalidInput(f"{field}.arm: unknown arm {hypothesis.arm!r}; known: {known}")
+        key = f"{hypothesis.arm}/{hypothesis.name}"
+        if key in seen:
+            raise InvalidInput(f"{field}.name: duplicate hypothesis name {hypothesis.name!r}")
+        seen.add(key)
+        try:
+            thresholds.parse(hypothesis.expression, probe_names)
+        except ValueError as exc:
+            raise InvalidInput(
+                f"{field}.expression: invalid value {_short(hypothesis.expression)}: {exc}"
+            ) from None
+
+
+def parse_experiment(text: str, where: str, stack: Stack | None = None) -> Experiment:
+    """Validate the text of an experiment file; raise InvalidInput with one line on error."""
+    if len(text.encode("utf-8", errors="replace")) > MAX_FILE_BYTES:
+        raise InvalidInput(f"{where}: file larger than {MAX_FILE_BYTES} bytes")
+    try:
+        aliases = sum(1 for event in yaml.parse(text) if isinstance(event, yaml.AliasEvent))
+        if aliases > MAX_ALIASES:
+            raise InvalidInput(
+                f"{where}: {aliases} YAML aliases, more than {MAX_ALIASES}; "
+                "expand them or split the file"
+            )
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" at line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise InvalidInput(f"{where}: invalid YAML{at}: {problem}") from None
+    except RecursionError:
+        raise InvalidInput(f"{where}: invalid YAML: nested too deeply") from None
+    if not isinstance(data, dict):
+        raise InvalidInput(
+            f"{where}: expected a mapping with name, description, pattern, load, phases, "
+            f"faults, arms and hypotheses, got {type(data).__name__}"
+        )
+    try:
+        experiment = Experiment.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = _field_path(first["loc"]) or "(top level)"
+        value = first.get("input")
+        raise InvalidInput(
+            f"{where}: field {field}: {first['msg']} (got {_short(value)})"
+        ) from None
+    _check_cross_references(experiment, stack or load_stack(), where)
+    return experiment
+
+
+def resolve_path(name_or_path: str, directory: Path = EXPERIMENTS_DIR) -> Path:
+    """Find an experiment by name in the experiments folder, or take a path as it is."""
+    candidate = Path(name_or_path)
+    if candidate.suffix in {".yaml", ".yml"}:
+        return candidate
+    path = directory / f"{name_or_path}.yaml"
+    if not path.exists():
+        known = ", ".join(sorted(p.stem for p in directory.glob("*.yaml"))) or "none"
+        raise InvalidInput(f"unknown experiment {name_or_path!r}; known experiments: {known}")
+    return path
+
+
+def load_experiment(name_or_path: str, stack: Stack | None = None) -> Experiment:
+    """Load and validate an experiment by name or path."""
+    path = resolve_path(name_or_path)
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise InvalidInput(f"{path}: cannot read experiment file: {exc.strerror}") from None
+    if size > MAX_FILE_BYTES:
+        raise InvalidInput(f"{path}: file of {size} bytes is larger than {MAX_FILE_BYTES}")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise InvalidInput(f"{path}: not UTF-8 text; an experiment file is YAML") from None
+    experiment = parse_experiment(text, str(path), stack)
+    if path.parent == EXPERIMENTS_DIR and experiment.name != path.stem:
+        raise InvalidInput(
+            f"{path}: field name: {experiment.name!r} differs from the file name {path.stem!r}"
+        )
+    return experiment
+
+
+def list_experiments(directory: Path = EXPERIMENTS_DIR) -> list[Path]:
+    """Return the experiment files of a folder, sorted by name."""
+    return sorted(directory.glob("*.yaml"))

@@ -1,0 +1,75 @@
+"""What every fault kind has: a spec from the experiment file and apply, verify, remove."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from harness.platforms.base import Platform
+from harness.stack import Stack
+
+AttributeValue = int | float
+
+
+class FaultSpec(BaseModel):
+    """A fault as an experiment file states it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: str
+    link: str | None = None
+    toxic: str | None = None
+    stream: Literal["upstream", "downstream"] = "downstream"
+    toxicity: float = Field(default=1.0, ge=0.0, le=1.0)
+    attributes: dict[str, AttributeValue] = {}
+    instance: str | None = None
+
+
+@dataclass
+class FaultContext:
+    """What a fault acts through."""
+
+    platform: Platform
+    run_id: str
+    index: int
+
+
+JournalData = dict[str, str | int | float | bool | None]
+
+
+class FaultKind(Protocol):
+    """A kind of fault, registered by name."""
+
+    name: str
+
+    def check(self, spec: FaultSpec, stack: Stack, where: str) -> None:
+        """Raise InvalidInput if the spec does not fit this kind or the stack."""
+        ...
+
+    def describe(self, spec: FaultSpec) -> str:
+        """Return what the fault acts on, for logs and reports (a link or an instance)."""
+        ...
+
+    def prepare(self, spec: FaultSpec, context: FaultContext) -> JournalData:
+        """Return everything needed to remove the fault later, before it is applied."""
+        ...
+
+    def apply(self, spec: FaultSpec, data: JournalData) -> None:
+        """Apply the fault."""
+        ...
+
+    def took_effect(self, spec: FaultSpec, data: JournalData) -> bool:
+        """Tell whether the applied fault shows."""
+        ...
+
+
+def remove_journaled(data: JournalData) -> None:
+    """Remove a fault from its journal data alone, so a later process can roll it back."""
+    from harness.faults import FAULT_KINDS, Removable
+
+    kind = FAULT_KINDS.get(str(data.get("kind")))
+    if not isinstance(kind, Removable):
+        raise ValueError(f"journal entry of unknown fault kind {data.get('kind')!r}")
+    kind.remove(data)

@@ -1,0 +1,115 @@
+"""A toxic on a link, through the Toxiproxy HTTP API of the fault proxy."""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+import requests
+import structlog
+
+from harness import net
+from harness.errors import FaultError, InvalidInput
+from harness.faults.base import FaultContext, FaultSpec, JournalData
+from harness.platforms.local import proxy_name
+from harness.stack import Stack
+
+log = structlog.get_logger(__name__)
+
+# Attributes each toxic type takes, with the largest value accepted.
+TOXIC_ATTRIBUTES: dict[str, dict[str, float]] = {
+    "latency": {"latency": 600_000, "jitter": 600_000},
+    "bandwidth": {"rate": 10_000_000},
+    "slow_close": {"delay": 600_000},
+    "timeout": {"timeout": 600_000},
+    "reset_peer": {"timeout": 600_000},
+    "slicer": {"average_size": 1_000_000, "size_variation": 1_000_000, "delay": 10_000_000},
+    "limit_data": {"bytes": 2**40},
+    "noop": {},
+}
+
+
+class ToxicFault:
+    """Adds a toxic to a link's proxy and deletes it again."""
+
+    name = "toxic"
+
+    def check(self, spec: FaultSpec, stack: Stack, where: str) -> None:
+        """Raise InvalidInput unless the link exists and the toxic and attributes are valid."""
+        if spec.link is None:
+            raise InvalidInput(f"{where}.link: missing; a toxic needs a link such as api->payments")
+        if spec.link not in stack.links:
+            known = ", ".join(stack.links) or "none"
+            raise InvalidInput(f"{where}.link: unknown link {spec.link!r}; known links: {known}")
+        if spec.toxic not in TOXIC_ATTRIBUTES:
+            known = ", ".join(TOXIC_ATTRIBUTES)
+            raise InvalidInput(f"{where}.toxic: unknown toxic {spec.toxic!r}; known: {known}")
+        allowed = TOXIC_ATTRIBUTES[spec.toxic]
+        for key, value in spec.attributes.items():
+            if key not in allowed:
+                known = ", ".join(allowed) or "none"
+                raise InvalidInput(
+                    f"{where}.attributes.{key}: unknown attribute of {spec.toxic}; known: {known}"
+                )
+            if isinstance(value, bool) or not 0 <= value <= allowed[key]:
+                raise InvalidInput(
+                    f"{where}.attributes.{key}: invalid value {value!r}; "
+                    f"expected a number from 0 to {allowed[key]:.0f}"
+                )
+        if spec.toxic == "slicer" and spec.attributes.get("average_size", 0) <= 0:
+            raise InvalidInput(f"{where}.attributes.average_size: must be > 0 for slicer")
+        if spec.instance is not None:
+            raise InvalidInput(f"{where}.instance: a toxic acts on a link, not an instance")
+
+    def describe(self, spec: FaultSpec) -> str:
+        """Return the link."""
+        return spec.link or ""
+
+    def prepare(self, spec: FaultSpec, context: FaultContext) -> JournalData:
+        """Name the toxic and record where it will live."""
+        assert spec.link is not None and spec.toxic is not None
+        return {
+            "kind": self.name,
+            "toxiproxy": context.platform.toxiproxy(),
+            "proxy": proxy_name(spec.link),
+            "toxic": f"harness_{context.index}_{spec.toxic}_{spec.stream}",
+            "link": spec.link,
+        }
+
+    def apply(self, spec: FaultSpec, data: JournalData) -> None:
+        """Add the toxic through the API."""
+        body = {
+            "name": data["toxic"],
+            "type": spec.toxic,
+            "stream": spec.stream,
+            "toxicity": spec.toxicity,
+            "attributes": spec.attributes,
+        }
+        url = f"{data['toxiproxy']}/proxies/{quote(str(data['proxy']))}/toxics"
+        try:
+            response = net.request("POST", url, json=body)
+        except requests.RequestException as exc:
+            raise FaultError(f"link {data['link']}: fault proxy API unreachable: {exc}") from None
+        if response.status_code != 200:
+            raise FaultError(
+                f"link {data['link']}: fault proxy refused toxic {spec.toxic}: "
+                f"{response.status_code} {response.text.strip()}"
+            )
+
+    def took_effect(self, spec: FaultSpec, data: JournalData) -> bool:
+        """Check that the proxy lists the toxic."""
+        url = f"{data['toxiproxy']}/proxies/{quote(str(data['proxy']))}/toxics"
+        try:
+            response = net.request("GET", url)
+        except requests.RequestException:
+            return False
+        if response.status_code != 200:
+            return False
+        return any(t.get("name") == data["toxic"] for t in response.json())
+
+    def remove(self, data: JournalData) -> None:
+        """Delete the toxic; a toxic or proxy already gone counts as removed."""
+        proxy = quote(str(data["proxy"]))
+        url = f"{data['toxiproxy']}/proxies/{proxy}/toxics/{quote(str(data['toxic']))}"
+        response = net.request("DELETE", url)
+        if response.status_code not in (204, 404):
+            raise RuntimeError(f"DELETE {url}: {response.status_code} {response.text.strip()}")

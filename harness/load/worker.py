@@ -1,0 +1,98 @@
+"""A headless Locust run in a child process, bounded in time and in request count.
+
+Every request becomes one record `[start_time, name, response_time_ms, ok, status]` in a
+JSON-lines file; once a second the worker prints a progress line on stdout. Run it as
+`python -m harness.load.worker --host URL --user-class NAME --users N ...`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import gevent
+from locust.env import Environment
+
+from harness.load.users import USER_CLASSES
+
+
+def _parse(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="harness.load.worker")
+    parser.add_argument("--host", required=True, help="base URL of the edge")
+    parser.add_argument("--user-class", required=True, choices=sorted(USER_CLASSES))
+    parser.add_argument("--users", type=int, required=True, help="concurrent users")
+    parser.add_argument("--spawn-rate", type=float, required=True, help="users started per s")
+    parser.add_argument("--duration", type=float, required=True, help="run time in s")
+    parser.add_argument("--max-requests", type=int, required=True, help="stop after this many")
+    parser.add_argument("--records", type=Path, required=True, help="JSON-lines output file")
+    parser.add_argument("--seed", type=int, default=0)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the load and write its records; return the exit status."""
+    args = _parse(sys.argv[1:] if argv is None else argv)
+    random.seed(args.seed)
+
+    env = Environment(user_classes=[USER_CLASSES[args.user_class]], host=args.host)
+    runner = env.create_local_runner()
+    out = args.records.open("w", buffering=1)
+    pending: list[list[Any]] = []
+    totals = {"requests": 0, "failures": 0}
+
+    def on_request(
+        name: str,
+        response_time: float,
+        exception: BaseException | None,
+        start_time: float | None = None,
+        response: Any = None,
+        **_: Any,
+    ) -> None:
+        started = start_time if start_time is not None else time.time() - response_time / 1000
+        status = getattr(response, "status_code", 0) or 0
+        pending.append([round(started, 4), name, round(response_time, 3), exception is None,
+                        status])  # fmt: skip
+        totals["requests"] += 1
+        if exception is not None:
+            totals["failures"] += 1
+        if totals["requests"] == args.max_requests:
+            gevent.spawn(runner.quit)
+
+    env.events.request.add_listener(on_request)
+
+    def flush() -> None:
+        for record in pending:
+            out.write(json.dumps(record) + "\n")
+        pending.clear()
+
+    def report_every_second() -> None:
+        last = 0
+        while True:
+            gevent.sleep(1.0)
+            flush()
+            done = totals["requests"]
+            progress = {"t": time.time(), "requests": done - last,
+                        "failures_total": totals["failures"], "users": runner.user_count}  # fmt: skip
+            print(json.dumps(progress), flush=True)
+            last = done
+
+    gevent.signal_handler(signal.SIGTERM, lambda: gevent.spawn(runner.quit))
+    reporter = gevent.spawn(report_every_second)
+    runner.start(args.users, spawn_rate=args.spawn_rate)
+    gevent.spawn_later(args.duration, runner.quit)
+    assert runner.greenlet is not None
+    runner.greenlet.join()
+    reporter.kill()
+    flush()
+    out.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

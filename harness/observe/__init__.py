@@ -1,0 +1,1 @@
+"""Server-side probes read from Prometheus."""

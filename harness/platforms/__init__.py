@@ -1,0 +1,1 @@
+"""Platforms that run the target and act on its instances."""

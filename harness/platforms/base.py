@@ -1,0 +1,92 @@
+"""The Platform protocol: what every platform does, so an experiment runs on any of them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from harness.stack import SettingValue
+
+Variant = dict[str, dict[str, SettingValue]]
+
+
+@dataclass
+class InstanceStatus:
+    """One running copy of a service as the platform sees it."""
+
+    service: str
+    name: str
+    pid: int | None
+    port: int | None
+    healthy: bool
+    detail: str = ""
+
+
+@dataclass
+class StackStatus:
+    """Everything the platform has running for the target."""
+
+    instances: list[InstanceStatus] = field(default_factory=list)
+
+    @property
+    def empty(self) -> bool:
+        """Tell whether nothing is running."""
+        return not self.instances
+
+
+class Platform(Protocol):
+    """Operations every platform implements."""
+
+    name: str
+
+    def up(self, variant: Variant) -> None:
+        """Start the target with the given service settings and wait until it is healthy."""
+        ...
+
+    def down(self) -> None:
+        """Stop everything this platform started for the target."""
+        ...
+
+    def status(self) -> StackStatus:
+        """Return the running services and instances with their health."""
+        ...
+
+    def instances(self, service: str) -> list[str]:
+        """Return the instance names of a service."""
+        ...
+
+    def kill(self, instance: str) -> None:
+        """Kill one instance at once."""
+        ...
+
+    def pause(self, instance: str) -> None:
+        """Freeze one instance so it neither runs nor answers."""
+        ...
+
+    def resume(self, instance: str) -> None:
+        """Thaw an instance frozen by pause."""
+        ...
+
+    def scale(self, service: str, count: int) -> None:
+        """Run the given number of instances of a service."""
+        ...
+
+    def deploy(self, service: str, version: str) -> None:
+        """Replace the instances of a service with another version."""
+        ...
+
+    def endpoint(self, service: str) -> str:
+        """Return the base URL of a service, reachable from the load generator."""
+        ...
+
+    def toxiproxy(self) -> str:
+        """Return the base URL of the fault proxy API."""
+        ...
+
+    def prometheus(self) -> str:
+        """Return the base URL of the Prometheus API."""
+        ...
+
+    def sql(self, service: str, statement: str) -> list[tuple[object, ...]]:
+        """Run one SQL statement on a database service and return its rows."""
+        ...

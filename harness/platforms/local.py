@@ -1,0 +1,373 @@
+"""The local platform: every service is a child process on 127.0.0.1, ports chosen at start."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import sys
+from pathlib import Path
+
+import structlog
+
+from harness import net
+from harness.errors import HarnessError, TargetStartError
+from harness.platforms.base import InstanceStatus, StackStatus, Variant
+from harness.platforms.processes import (
+    LOOPBACK,
+    ProcessRecord,
+    free_port,
+    http_ok,
+    is_ours,
+    signal_ours,
+    spawn,
+    stop,
+    wait_until,
+)
+from harness.stack import Link, Stack, load_stack
+
+log = structlog.get_logger(__name__)
+
+REPO_ROOT = Path(__file__).resolve().parent.parent.parent
+START_TIMEOUT_S = 30.0
+TOXIPROXY_SERVICE = "toxiproxy"
+
+
+def proxy_name(link: str) -> str:
+    """Return the fault proxy's name for a link: `api->payments` becomes `api_to_payments`."""
+    client, server = Link.ends(link)
+    return f"{client}_to_{server}"
+
+
+class LocalPlatform:
+    """Runs the target as child processes and records them in the state directory."""
+
+    name = "local"
+
+    def __init__(self, state_dir: Path, stack: Stack | None = None) -> None:
+        self.state_dir = state_dir
+        self.stack = stack or load_stack()
+        self.logs = state_dir / "logs"
+        self.state_file = state_dir / "state.json"
+
+    # State -----------------------------------------------------------------------------------
+
+    def _load(self) -> dict[str, object]:
+        if not self.state_file.exists():
+            return {"records": [], "links": {}, "ports": {}}
+        data: dict[str, object] = json.loads(self.state_file.read_text())
+        return data
+
+    def _save(self, state: dict[str, object]) -> None:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        tmp = self.state_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(state, indent=2))
+        os.replace(tmp, self.state_file)
+
+    def records(self) -> list[ProcessRecord]:
+        """Return the processes recorded in the state directory."""
+        raw = self._load().get("records", [])
+        assert isinstance(raw, list)
+        return [ProcessRecord(**r) for r in raw]
+
+    def _add_record(self, state: dict[str, object], record: ProcessRecord) -> None:
+        records = state.setdefault("records", [])
+        assert isinstance(records, list)
+        records.append(record.to_json())
+        self._save(state)
+
+    def _ports(self) -> dict[str, int]:
+        ports = self._load().get("ports", {})
+        assert isinstance(ports, dict)
+        return {str(k): int(v) for k, v in ports.items()}
+
+    # Lifecycle -------------------------------------------------------------------------------
+
+    def up(self, variant: Variant) -> None:
+        """Start every service of the stack with the arm's settings and wait for health."""
+        leftovers = [r for r in self.records() if is_ours(r)]
+        if leftovers:
+            names = ", ".join(r.name for r in leftovers)
+            raise TargetStartError(
+                f"a local stack is already running ({names}); run `harness down` first"
+            )
+        for sub in ("logs", "run", "tmp"):
+            (self.state_dir / sub).mkdir(parents=True, exist_ok=True)
+        state: dict[str, object] = {"records": [], "links": {}, "ports": {}, "variant": variant}
+        self._save(state)
+        try:
+            self._start_all(state, variant)
+        except BaseException:
+            self.down()
+            raise
+
+    def _start_all(self, state: dict[str, object], variant: Variant) -> None:
+        ports = state["ports"]
+        links = state["links"]
+        assert isinstance(ports, dict) and isinstance(links, dict)
+
+        ports["toxiproxy"] = free_port()
+        self._save(state)
+        self._add_record(state, self._start_toxiproxy(ports["toxiproxy"]))
+
+        for service_name, service in self.stack.services.items():
+            if service.kind != "asgi":
+                continue
+            env_links = self._links_into(service_name, ports, links, state)
+            for index in range(service.instances):
+                name = f"{service_name}-{index + 1}"
+                port = free_port()
+                ports[name] = port
+                record = self._start_asgi(service_name, name, port, variant, env_links)
+                self._add_record(state, record)
+            self._wait_instances(state, service_name)
+            self._create_link_proxies(service_name, ports, links, state)
+
+        for service_name, service in self.stack.services.items():
+            if service.kind == "nginx":
+                ports[service_name] = free_port()
+                self._add_record(state, self._start_nginx(service_name, ports))
+            elif service.kind == "prometheus":
+                ports[service_name] = free_port()
+                self._add_record(state, self._start_prometheus(service_name, ports))
+        self._save(state)
+        log.info("stack.up", services=list(self.stack.services), ports=ports)
+
+    def down(self) -> None:
+        """Stop every recorded process that is still ours, newest first."""
+        for record in reversed(self.records()):
+            stop(record)
+            log.info("instance.stopped", service=record.service, instance=record.name)
+        if self.state_file.exists():
+            self.state_file.unlink()
+
+    # Starting each kind ----------------------------------------------------------------------
+
+    def _start_toxiproxy(self, port: int) -> ProcessRecord:
+        go_server = shutil.which("toxiproxy-server")
+        if go_server:
+            argv = [go_server, "-host", LOOPBACK, "-port", str(port)]
+        else:
+            argv = [sys.executable, "-m", "harness.proxy", "--host", LOOPBACK, "--port", str(port)]
+        record = spawn(
+            TOXIPROXY_SERVICE, TOXIPROXY_SERVICE, argv, self.logs / "toxiproxy.log", port=port
+        )
+        wait_until(
+            record, http_ok(f"http://{LOOPBACK}:{port}/version"), START_TIMEOUT_S, "GET /version"
+        )
+        return record
+
+    def _links_into(
+        self,
+        client: str,
+        ports: dict[str, int],
+        links: dict[str, object],
+        state: dict[str, object],
+    ) -> dict[str, str]:
+        """Reserve a listen port for each link leaving a service and return its environment."""
+        env: dict[str, str] = {}
+        for link_name, link in self.stack.links.items():
+            link_client, _ = Link.ends(link_name)
+            if link_client != client:
+                continue
+            listen = free_port()
+            ports[f"link:{link_name}"] = listen
+            prefix = "http://" if link.scheme == "http" else ""
+            env[link.env] = f"{prefix}{LOOPBACK}:{listen}"
+        self._save(state)
+        return env
+
+    def _create_link_proxies(
+        self,
+        server: str,
+        ports: dict[str, int],
+        links: dict[str, object],
+        state: dict[str, object],
+    ) -> None:
+        """Create the proxies of every link whose server side is this service."""
+        for link_name in self.stack.links:
+            _, link_server = Link.ends(link_name)
+            if link_server != server:
+                continue
+            listen = ports.get(f"link:{link_name}") or free_port()
+            ports[f"link:{link_name}"] = listen
+            upstream = ports[f"{server}-1"]
+            body = {
+                "name": proxy_name(link_name),
+                "listen": f"{LOOPBACK}:{listen}",
+                "upstream": f"{LOOPBACK}:{upstream}",
+                "enabled": True,
+            }
+            response = net.request("POST", f"{self.toxiproxy()}/proxies", json=body)
+            if response.status_code != 201:
+                raise TargetStartError(
+                    f"link {link_name}: fault proxy refused the proxy: "
+                    f"{response.status_code} {response.text.strip()}"
+                )
+            links[link_name] = {"proxy": proxy_name(link_name), "listen": listen}
+            self._save(state)
+            log.info("link.created", link=link_name, listen=listen, upstream=upstream)
+
+    def _start_asgi(
+        self, service: str, name: str, port: int, variant: Variant, env_links: dict[str, str]
+    ) -> ProcessRecord:
+        spec = self.stack.services[service]
+        env = dict(os.environ)
+        env.pop("HTTP_PROXY", None)
+        env.pop("http_proxy", None)
+        env["PYTHONPATH"] = str(REPO_ROOT)
+        env["HARNESS_INSTANCE"] = name
+        env.update(env_links)
+        for key, setting in spec.settings.items():
+            value = variant.get(service, {}).get(key, setting.default)
+            env[setting.env] = setting.to_env(value)
+        assert spec.app is not None
+        argv = [
+            sys.executable, "-m", "uvicorn", spec.app,
+            "--host", LOOPBACK, "--port", str(port),
+            "--no-access-log", "--log-level", "warning", "--timeout-graceful-shutdown", "1",
+        ]  # fmt: skip
+        return spawn(service, name, argv, self.logs / f"{name}.log", env=env, port=port,
+                     cwd=REPO_ROOT)  # fmt: skip
+
+    def _wait_instances(self, state: dict[str, object], service: str) -> None:
+        for record in self.records():
+            if record.service == service:
+                url = f"http://{LOOPBACK}:{record.port}/health"
+                wait_until(record, http_ok(url), START_TIMEOUT_S, "GET /health")
+
+    def _start_nginx(self, service: str, ports: dict[str, int]) -> ProcessRecord:
+        spec = self.stack.services[service]
+        upstream = spec.upstream or "api"
+        servers = "\n".join(
+            f"        server {LOOPBACK}:{r.port} max_fails=1 fail_timeout=2s;"
+            for r in self.records()
+            if r.service == upstream
+        )
+        run = self.state_dir / "run"
+        tmp = self.state_dir / "tmp"
+        template = (REPO_ROOT / "targets" / "edge" / "nginx.conf.template").read_text()
+        conf = template.format(
+            pid=run / "nginx.pid",
+            error_log=self.logs / f"{service}.log",
+            tmp=tmp,
+            upstream=upstream,
+            servers=servers,
+            listen=f"{LOOPBACK}:{ports[service]}",
+        )
+        conf_path = run / "nginx.conf"
+        conf_path.write_text(conf)
+        nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+        argv = [nginx, "-e", str(self.logs / f"{service}.log"), "-p", str(run), "-c",
+                str(conf_path)]  # fmt: skip
+        record = spawn(service, f"{service}-1", argv, self.logs / f"{service}.out.log",
+                       port=ports[service])  # fmt: skip
+        wait_until(record, http_ok(f"http://{LOOPBACK}:{ports[service]}/health"),
+                   START_TIMEOUT_S, "GET /health through the edge")  # fmt: skip
+        return record
+
+    def _start_prometheus(self, service: str, ports: dict[str, int]) -> ProcessRecord:
+        jobs: dict[str, list[str]] = {}
+        for record in self.records():
+            if record.port is None or record.service in {"edge", "prometheus"}:
+                continue
+            jobs.setdefault(record.service, []).append(f"{LOOPBACK}:{record.port}")
+        scrape = [
+            {
+                "job_name": job,
+                "scrape_interval": "1s",
+                "static_configs": [{"targets": targets, "labels": {"service": job}}],
+            }
+            for job, targets in jobs.items()
+        ]
+        config = {"global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+                  "scrape_configs": scrape}  # fmt: skip
+        run = self.state_dir / "run"
+        config_path = run / "prometheus.yml"
+        config_path.write_text(json.dumps(config, indent=2))
+        data = self.state_dir / "prometheus-data"
+        shutil.rmtree(data, ignore_errors=True)
+        binary = shutil.which("prometheus") or "/usr/bin/prometheus"
+        argv = [
+            binary, f"--config.file={config_path}", f"--storage.tsdb.path={data}",
+            f"--web.listen-address={LOOPBACK}:{ports[service]}",
+            "--storage.tsdb.retention.time=2h", "--log.level=warn",
+        ]  # fmt: skip
+        record = spawn(service, f"{service}-1", argv, self.logs / f"{service}.log",
+                       port=ports[service])  # fmt: skip
+        wait_until(record, http_ok(f"http://{LOOPBACK}:{ports[service]}/-/ready"),
+                   START_TIMEOUT_S, "GET /-/ready")  # fmt: skip
+        return record
+
+    # Queries and actions ---------------------------------------------------------------------
+
+    def status(self) -> StackStatus:
+        """Return every recorded instance that is still ours, with a health probe."""
+        status = StackStatus()
+        for record in self.records():
+            if not is_ours(record):
+                continue
+            healthy = False
+            if record.port is not None:
+                path = {"prometheus": "/-/ready", "toxiproxy": "/version"}.get(
+                    record.service, "/health"
+                )
+                healthy = http_ok(f"http://{LOOPBACK}:{record.port}{path}")()
+            status.instances.append(
+                InstanceStatus(record.service, record.name, record.pid, record.port, healthy)
+            )
+        return status
+
+    def instances(self, service: str) -> list[str]:
+        """Return the instance names of a service."""
+        return [r.name for r in self.records() if r.service == service and is_ours(r)]
+
+    def _record(self, instance: str) -> ProcessRecord:
+        for record in self.records():
+            if record.name == instance and is_ours(record):
+                return record
+        raise HarnessError(f"instance {instance!r} is not running on the local platform")
+
+    def kill(self, instance: str) -> None:
+        """Kill one instance with SIGKILL."""
+        signal_ours(self._record(instance), signal.SIGKILL)
+
+    def pause(self, instance: str) -> None:
+        """Freeze one instance with SIGSTOP."""
+        signal_ours(self._record(instance), signal.SIGSTOP)
+
+    def resume(self, instance: str) -> None:
+        """Thaw one instance with SIGCONT."""
+        signal_ours(self._record(instance), signal.SIGCONT)
+
+    def scale(self, service: str, count: int) -> None:
+        """Change the number of instances of a service."""
+        # TODO: scaling restarts the edge with a new upstream list; not built yet.
+        raise HarnessError("scale is not available on the local platform yet")
+
+    def deploy(self, service: str, version: str) -> None:
+        """Replace the instances of a service with another version."""
+        # TODO: versioned deploys of the api are not built yet.
+        raise HarnessError("deploy is not available on the local platform yet")
+
+    def endpoint(self, service: str) -> str:
+        """Return the base URL of a service's first instance, or of the edge."""
+        ports = self._ports()
+        port = ports.get(service) or ports.get(f"{service}-1")
+        if port is None:
+            raise HarnessError(f"service {service!r} is not running; run `harness up` first")
+        return f"http://{LOOPBACK}:{port}"
+
+    def toxiproxy(self) -> str:
+        """Return the base URL of the fault proxy API."""
+        return self.endpoint(TOXIPROXY_SERVICE)
+
+    def prometheus(self) -> str:
+        """Return the base URL of the Prometheus API."""
+        return self.endpoint("prometheus")
+
+    def sql(self, service: str, statement: str) -> list[tuple[object, ...]]:
+        """Run SQL on a database service."""
+        # TODO: the data tier (PostgreSQL) is not part of the local stack yet.
+        raise HarnessError(f"service {service!r} has no SQL interface on the local platform")

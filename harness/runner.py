@@ -1,0 +1,426 @@
+"""Run one experiment: each arm's phases, faults journaled and removed in `finally`."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from types import FrameType
+
+import structlog
+
+from harness import thresholds
+from harness.clock import Clock, SystemClock
+from harness.errors import ExitCode, FaultError
+from harness.experiment import Experiment, Hypothesis
+from harness.faults import FAULT_KINDS, FaultContext, FaultSpec, JournalData
+from harness.journal import Journal, describe
+from harness.load.runner import LoadRun
+from harness.observe.prometheus import PrometheusProbes
+from harness.platforms.base import Platform
+from harness.result import ArmResult, FaultRecord, HypothesisResult, PhaseStats, RunResult
+from harness.stack import Stack
+from harness.timeline import (
+    RequestRecord,
+    Window,
+    baseline_of,
+    phase_stats,
+    samples,
+    time_to_detect,
+    time_to_recover,
+)
+
+log = structlog.get_logger(__name__)
+
+# The first second of the baseline holds the users' ramp-up, so it is left out of its figures.
+WARM_UP_S = 1.0
+# Prometheus scrapes every second; wait for one more scrape before reading a phase's end.
+SCRAPE_SETTLE_S = 1.5
+
+
+class Interrupted(BaseException):
+    """SIGINT or SIGTERM arrived; unwinds to the rollback in `finally`."""
+
+
+@dataclass
+class Progress:
+    """Receives a status line once a second while an arm runs."""
+
+    callback: Callable[[str, str, float, float, float, float | None], None] | None = None
+
+    def update(
+        self, arm: str, phase: str, elapsed: float, total: float, rps: float, failures: float
+    ) -> None:
+        """Forward the status to the callback, if any."""
+        if self.callback is not None:
+            self.callback(arm, phase, elapsed, total, rps, failures)
+
+
+@dataclass
+class _Applied:
+    fault_id: str
+    spec: FaultSpec
+    data: JournalData
+    record: FaultRecord
+
+
+@dataclass
+class Runner:
+    """Runs an experiment on a platform and returns its result record."""
+
+    platform: Platform
+    stack: Stack
+    state_dir: Path
+    clock: Clock = field(default_factory=SystemClock)
+    progress: Progress = field(default_factory=Progress)
+    seed: int | None = None
+
+    def __post_init__(self) -> None:
+        self.journal = Journal(self.state_dir / "journal.jsonl")
+        self.rollback_failed: list[str] = []
+
+    def run(self, experiment: Experiment, run_id: str) -> RunResult:
+        """Run every arm in turn and evaluate the hypotheses."""
+        started = datetime.now(UTC).isoformat()
+        seed = self.seed if self.seed is not None else experiment.seed
+        arms: dict[str, ArmResult] = {}
+        hypotheses: list[HypothesisResult] = []
+        with _signals_raise_interrupted():
+            for arm_name in experiment.arms:
+                arm, results = self._run_arm(experiment, arm_name, run_id, seed)
+                arms[arm_name] = arm
+                hypotheses.extend(results)
+
+        failed_effect = any(
+            not f["took_effect"] for arm in arms.values() for f in arm["faults"]
+        )
+        passed = all(h["verdict"] == "pass" for h in hypotheses) and not failed_effect
+        if self.rollback_failed:
+            exit_code = ExitCode.ROLLBACK_FAILED
+        elif passed:
+            exit_code = ExitCode.OK
+        else:
+            exit_code = ExitCode.HYPOTHESIS_FAILED
+        return RunResult(
+            run_id=run_id,
+            experiment=experiment.name,
+            pattern=experiment.pattern,
+            description=experiment.description,
+            seed=seed,
+            platform=self.platform.name,
+            started_at=started,
+            finished_at=datetime.now(UTC).isoformat(),
+            verdict="pass" if exit_code == ExitCode.OK else "fail",
+            exit_code=int(exit_code),
+            rollback_failed=list(self.rollback_failed),
+            arms=arms,
+            hypotheses=hypotheses,
+        )
+
+    # One arm -----------------------------------------------------------------------------------
+
+    def _run_arm(
+        self, experiment: Experiment, arm_name: str, run_id: str, seed: int
+    ) -> tuple[ArmResult, list[HypothesisResult]]:
+        arm = experiment.arms[arm_name]
+        phases = experiment.arm_phases(arm_name)
+        variant = self.stack.resolve_settings(
+            {k: dict(v) for k, v in arm.target.items()}, f"arms.{arm_name}.target"
+        )
+        bound = log.bind(run_id=run_id, arm=arm_name)
+        bound.info("arm.started", total_s=phases.total)
+
+        run_dir = self.state_dir / "runs" / run_id
+        run_dir.mkdir(parents=True, exist_ok=True)
+        self.platform.up(variant)
+        load: LoadRun | None = None
+        applied: list[_Applied] = []
+        abort_reason: str | None = None
+        try:
+            load = LoadRun(
+                host=self.platform.endpoint("edge"),
+                user_class=experiment.load.user_class,
+                users=experiment.load.users,
+                spawn_rate=experiment.load.spawn_rate,
+                duration=phases.total,
+                records_path=run_dir / f"{arm_name}.records.jsonl",
+                seed=seed,
+            )
+            origin = self.clock.now()
+            load.start()
+            self._wait_until(arm_name, "baseline", origin, phases.baseline, phases.total, load)
+
+            fault_start = self.clock.now() - origin
+            try:
+                for index, spec in enumerate(experiment.arm_faults(arm_name)):
+                    applied.append(self._apply(spec, index, run_id, arm_name, origin))
+                bound.info("phase.fault", faults=len(applied))
+                abort_reason = self._wait_fault(
+                    experiment, arm_name, origin, fault_start, phases.baseline + phases.fault,
+                    phases.total, load,
+                )  # fmt: skip
+            finally:
+                fault_end = self.clock.now() - origin
+                self._remove_all(applied, run_id, origin)
+
+            self._wait_until(arm_name, "recovery", origin, phases.total, phases.total, load)
+            load.wait(timeout=30.0)
+            records = load.records()
+            self.clock.sleep(SCRAPE_SETTLE_S)
+            result = self._arm_result(
+                experiment, arm_name, variant, records, origin, phases.total,
+                Window(fault_start, fault_end), applied,
+            )  # fmt: skip
+            result["aborted"] = abort_reason
+            verdicts = self._evaluate(experiment, arm_name, result, records, origin)
+        finally:
+            if load is not None:
+                load.stop()
+            self.platform.down()
+        bound.info("arm.finished", verdicts=[h["verdict"] for h in verdicts])
+        return result, verdicts
+
+    def _apply(
+        self, spec: FaultSpec, index: int, run_id: str, arm_name: str, origin: float
+    ) -> _Applied:
+        kind = FAULT_KINDS[spec.kind]
+        context = FaultContext(self.platform, run_id, index)
+        data = kind.prepare(spec, context)
+        fault_id = f"{run_id}/{arm_name}/{index}"
+        record = FaultRecord(
+            kind=spec.toxic or spec.kind,
+            target=kind.describe(spec),
+            attributes=dict(spec.attributes),
+            applied_at=None,
+            removed_at=None,
+            took_effect=False,
+            removal_error=None,
+        )
+        applied = _Applied(fault_id, spec, data, record)
+        self.journal.record_apply(run_id, fault_id, data)
+        kind.apply(spec, data)
+        record["applied_at"] = self.clock.now() - origin
+        record["took_effect"] = kind.took_effect(spec, data)
+        log.info("fault.applied", fault_id=fault_id, kind=record["kind"], target=record["target"],
+                 attributes=record["attributes"], took_effect=record["took_effect"])  # fmt: skip
+        if not record["took_effect"]:
+            raise FaultError(f"fault {record['kind']} on {record['target']} did not take effect")
+        return applied
+
+    def _remove_all(self, applied: list[_Applied], run_id: str, origin: float) -> None:
+        # A signal during rollback must not cut it short.
+        with _signals_deferred():
+            for item in reversed(applied):
+                error = self.journal.remove(run_id, item.fault_id, item.data)
+                item.record["removed_at"] = self.clock.now() - origin
+                if error is not None:
+                    item.record["removal_error"] = error
+                    self.rollback_failed.append(f"{describe(item.data)}: {error}")
+
+    def _wait_until(
+        self, arm: str, phase: str, origin: float, until: float, total: float, load: LoadRun
+    ) -> None:
+        while True:
+            elapsed = self.clock.now() - origin
+            if elapsed >= until:
+                return
+            self.progress.update(arm, phase, elapsed, total,
+                                 float(load.progress.requests_last_second),
+                                 float(load.progress.failures_total))  # fmt: skip
+            self.clock.sleep(min(1.0, until - elapsed))
+
+    def _wait_fault(
+        self,
+        experiment: Experiment,
+        arm_name: str,
+        origin: float,
+        fault_start: float,
+        until: float,
+        total: float,
+        load: LoadRun,
+    ) -> str | None:
+        """Wait out the fault window; end it early when an abort hypothesis stops holding."""
+        aborts = [
+            h for h in experiment.hypotheses if h.abort and h.arm == arm_name and h.phase == "fault"
+        ]
+        probe_names = frozenset(experiment.probes)
+        while True:
+            elapsed = self.clock.now() - origin
+            if elapsed >= until:
+                return None
+            for hypothesis in aborts:
+                threshold = thresholds.parse(hypothesis.expression, probe_names)
+                window = Window(fault_start, elapsed)
+                stats = phase_stats(load.records(), origin, window, hypothesis.endpoint)
+                observed = _client_value(stats, threshold.metric)
+                if stats["requests"] >= 5 and not threshold.holds(observed):
+                    reason = (f"abort: {hypothesis.name} ({hypothesis.expression}) observed "
+                              f"{observed} at {elapsed:.1f} s")  # fmt: skip
+                    log.warning("fault.aborted", arm=arm_name, reason=reason)
+                    return reason
+            self.progress.update(arm_name, "fault", elapsed, total,
+                                 float(load.progress.requests_last_second),
+                                 float(load.progress.failures_total))  # fmt: skip
+            self.clock.sleep(min(0.5, until - elapsed))
+
+    # Figures and verdicts -----------------------------------------------------------------------
+
+    def _arm_result(
+        self,
+        experiment: Experiment,
+        arm_name: str,
+        variant: dict[str, dict[str, object]] | dict[str, dict[str, float | bool | str]],
+        records: list[RequestRecord],
+        origin: float,
+        total: float,
+        fault: Window,
+        applied: list[_Applied],
+    ) -> ArmResult:
+        windows = {
+            "baseline": Window(min(WARM_UP_S, fault.start), fault.start),
+            "fault": fault,
+            "recovery": Window(fault.end, total),
+        }
+        phases: dict[str, PhaseStats] = {
+            name: phase_stats(records, origin, window) for name, window in windows.items()
+        }
+        self._add_probes(experiment, phases, origin)
+        timeline = samples(records, origin, total)
+        baseline = baseline_of(phases["baseline"])
+        detect = time_to_detect(timeline, baseline, fault) if baseline else None
+        recover = time_to_recover(timeline, baseline, fault.end) if baseline else None
+        return ArmResult(
+            target={k: dict(v) for k, v in variant.items()},
+            faults=[a.record for a in applied],
+            fault_window=(fault.start, fault.end),
+            phases=phases,
+            time_to_detect=detect,
+            time_to_recover=recover,
+            timeline=timeline,
+        )
+
+    def _add_probes(
+        self, experiment: Experiment, phases: dict[str, PhaseStats], origin: float
+    ) -> None:
+        promql = {n: p for n, p in experiment.probes.items() if p.promql is not None}
+        if promql:
+            client = PrometheusProbes(self.platform.prometheus())
+            for stats in phases.values():
+                for name, probe in promql.items():
+                    assert probe.promql is not None
+                    stats["probes"][name] = client.evaluate(
+                        probe.promql, probe.aggregation, origin + stats["start"],
+                        origin + stats["end"],
+                    )  # fmt: skip
+        for stats in phases.values():
+            for name, probe in experiment.probes.items():
+                if probe.ratio is None:
+                    continue
+                top = _phase_value(stats, probe.ratio[0])
+                bottom = _phase_value(stats, probe.ratio[1])
+                stats["probes"][name] = top / bottom if top is not None and bottom else None
+
+    def _evaluate(
+        self,
+        experiment: Experiment,
+        arm_name: str,
+        arm: ArmResult,
+        records: list[RequestRecord],
+        origin: float,
+    ) -> list[HypothesisResult]:
+        probe_names = frozenset(experiment.probes)
+        results: list[HypothesisResult] = []
+        for hypothesis in experiment.hypotheses:
+            if hypothesis.arm != arm_name:
+                continue
+            threshold = thresholds.parse(hypothesis.expression, probe_names)
+            observed = _observed(hypothesis, threshold.metric, arm, records, origin)
+            verdict = "pass" if threshold.holds(observed) else "fail"
+            results.append(
+                HypothesisResult(
+                    name=hypothesis.name,
+                    arm=arm_name,
+                    phase=hypothesis.phase,
+                    expression=hypothesis.expression,
+                    observed=observed,
+                    verdict=verdict,
+                    abort=hypothesis.abort,
+                )
+            )
+        return results
+
+
+def _client_value(stats: PhaseStats, metric: str) -> float | None:
+    value = stats.get(metric)
+    if isinstance(value, int | float):
+        return float(value)
+    return None
+
+
+def _phase_value(stats: PhaseStats, metric: str) -> float | None:
+    if metric in stats["probes"]:
+        return stats["probes"][metric]
+    return _client_value(stats, metric)
+
+
+def _observed(
+    hypothesis: Hypothesis,
+    metric: str,
+    arm: ArmResult,
+    records: list[RequestRecord],
+    origin: float,
+) -> float | None:
+    if metric == "time_to_detect":
+        return arm["time_to_detect"]
+    if metric == "time_to_recover":
+        return arm["time_to_recover"]
+    stats = arm["phases"][hypothesis.phase]
+    if hypothesis.endpoint is not None:
+        window = Window(stats["start"], stats["end"])
+        endpoint_stats = phase_stats(records, origin, window, hypothesis.endpoint)
+        endpoint_stats["probes"] = stats["probes"]
+        stats = endpoint_stats
+    return _phase_value(stats, metric)
+
+
+_state = threading.local()
+
+
+@contextmanager
+def _signals_raise_interrupted() -> Iterator[None]:
+    """Turn the first SIGINT or SIGTERM into Interrupted; later ones only log."""
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        if getattr(_state, "deferred", False) or getattr(_state, "interrupted", False):
+            log.warning("signal.deferred", signal=signal.Signals(signum).name,
+                        reason="rollback in progress")  # fmt: skip
+            return
+        _state.interrupted = True
+        raise Interrupted(signal.Signals(signum).name)
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    _state.interrupted = False
+    for signum in previous:
+        signal.signal(signum, handler)
+    try:
+        yield
+    finally:
+        for signum, old in previous.items():
+            signal.signal(signum, old)
+
+
+@contextmanager
+def _signals_deferred() -> Iterator[None]:
+    """Keep signals from interrupting the block; they are logged and dropped."""
+    _state.deferred = True
+    try:
+        yield
+    finally:
+        _state.deferred = False

@@ -1,0 +1,129 @@
+"""The target stack description (`targets/stack.yaml`) and the settings an arm may change."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from harness.errors import InvalidInput
+
+DEFAULT_STACK = Path(__file__).resolve().parent.parent / "targets" / "stack.yaml"
+
+SettingValue = float | bool | str
+
+
+class Setting(BaseModel):
+    """One setting of a service, passed to its instances as an environment variable."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    env: str
+    type: Literal["number", "bool", "choice"]
+    default: SettingValue
+    choices: list[str] | None = None
+
+    def check(self, value: object) -> SettingValue:
+        """Return the value if it fits this setting, else raise ValueError saying what fits."""
+        if self.type == "bool":
+            if isinstance(value, bool):
+                return value
+            raise ValueError("expected true or false")
+        if self.type == "number":
+            if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
+                return float(value)
+            raise ValueError("expected a number >= 0")
+        assert self.choices is not None
+        if isinstance(value, str) and value in self.choices:
+            return value
+        raise ValueError(f"expected one of {', '.join(self.choices)}")
+
+    def to_env(self, value: SettingValue) -> str:
+        """Render a value the way the service reads it."""
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        if isinstance(value, float) and value.is_integer():
+            return str(int(value))
+        return str(value)
+
+
+class Service(BaseModel):
+    """A named part of the target."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["asgi", "nginx", "prometheus"]
+    app: str | None = None
+    upstream: str | None = None
+    instances: int = 1
+    settings: dict[str, Setting] = {}
+
+
+class Link(BaseModel):
+    """A network path from one service to another through a proxy of the fault proxy."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    env: str
+    scheme: Literal["http", "tcp"] = "http"
+
+    @staticmethod
+    def ends(name: str) -> tuple[str, str]:
+        """Split `api->payments` into its client and server services."""
+        client, _, server = name.partition("->")
+        return client, server
+
+
+class Stack(BaseModel):
+    """The services and links of a target."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    services: dict[str, Service]
+    links: dict[str, Link]
+
+    def resolve_settings(
+        self, overrides: dict[str, dict[str, object]], where: str
+    ) -> dict[str, dict[str, SettingValue]]:
+        """Merge an arm's overrides into the defaults, raising InvalidInput on a bad entry."""
+        resolved: dict[str, dict[str, SettingValue]] = {
+            name: {key: s.default for key, s in svc.settings.items()}
+            for name, svc in self.services.items()
+        }
+        for service_name, values in overrides.items():
+            service = self.services.get(service_name)
+            if service is None:
+                known = ", ".join(self.services)
+                raise InvalidInput(
+                    f"{where}: unknown service {service_name!r}; known services: {known}"
+                )
+            for key, value in values.items():
+                setting = service.settings.get(key)
+                if setting is None:
+                    known = ", ".join(service.settings) or "none"
+                    raise InvalidInput(
+                        f"{where}.{service_name}: unknown setting {key!r}; known settings: {known}"
+                    )
+                try:
+                    resolved[service_name][key] = setting.check(value)
+                except ValueError as exc:
+                    raise InvalidInput(
+                        f"{where}.{service_name}.{key}: invalid value {value!r}: {exc}"
+                    ) from None
+        return resolved
+
+
+def load_stack(path: Path = DEFAULT_STACK) -> Stack:
+    """Read and validate a stack file."""
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise InvalidInput(f"{path}: cannot read stack file: {exc}") from None
+    try:
+        return Stack.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"])
+        raise InvalidInput(f"{path}: field {field}: {first['msg']}") from None

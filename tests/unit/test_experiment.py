@@ -1,0 +1,180 @@
+"""Experiment files: the shipped ones are valid, and bad input gives one clear line."""
+
+from __future__ import annotations
+
+import copy
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from harness.errors import InvalidInput
+from harness.experiment import list_experiments, load_experiment, parse_experiment
+
+GOOD: dict[str, Any] = {
+    "name": "demo",
+    "description": "a demo",
+    "pattern": "circuit breaker",
+    "load": {"user_class": "CheckoutUser", "users": 5, "spawn_rate": 5},
+    "phases": {"baseline": "2s", "fault": "3s", "recovery": "2s"},
+    "faults": [
+        {"kind": "toxic", "link": "api->payments", "toxic": "latency",
+         "attributes": {"latency": 500}}
+    ],
+    "arms": {"control": {"target": {"api": {"breaker": False}}},
+             "treatment": {"target": {"api": {"breaker": True}}}},
+    "probes": {"calls": {"promql": "sum(payments_requests_total)"}},
+    "hypotheses": [{"name": "slow", "arm": "control", "phase": "fault",
+                    "expression": "p95 > 400ms"}],
+}  # fmt: skip
+
+
+def _with(path: str, value: object) -> dict[str, Any]:
+    """Return GOOD with one dotted path set (or deleted when value is DELETE)."""
+    data = copy.deepcopy(GOOD)
+    keys = path.split(".")
+    node: Any = data
+    for key in keys[:-1]:
+        node = node[int(key)] if isinstance(node, list) else node[key]
+    last: Any = int(keys[-1]) if isinstance(node, list) else keys[-1]
+    if value is DELETE:
+        del node[last]
+    else:
+        node[last] = value
+    return data
+
+
+DELETE = object()
+
+BAD_CASES: list[tuple[str, dict[str, Any] | str, str]] = [
+    ("missing name", _with("name", DELETE), "field name"),
+    ("missing description", _with("description", DELETE), "field description"),
+    ("missing load", _with("load", DELETE), "field load"),
+    ("missing phases", _with("phases", DELETE), "field phases"),
+    ("missing faults", _with("faults", DELETE), "field faults"),
+    ("missing arms", _with("arms", DELETE), "field arms"),
+    ("missing hypotheses", _with("hypotheses", DELETE), "field hypotheses"),
+    ("unknown top-level field", _with("colour", "red"), "field colour"),
+    ("name with spaces", _with("name", "my experiment"), "field name"),
+    ("name wrong type", _with("name", 42), "field name"),
+    ("seed negative", _with("seed", -1), "field seed"),
+    ("users zero", _with("load.users", 0), "field load.users"),
+    ("users too many", _with("load.users", 100000), "field load.users"),
+    ("users as text", _with("load.users", "ten"), "field load.users"),
+    ("spawn rate negative", _with("load.spawn_rate", -1), "field load.spawn_rate"),
+    ("unknown user class", _with("load.user_class", "Hacker"), "unknown user_class"),
+    ("baseline zero", _with("phases.baseline", "0s"), "field phases.baseline"),
+    ("fault negative", _with("phases.fault", -5), "field phases.fault"),
+    ("recovery unparsable", _with("phases.recovery", "soon"), "field phases.recovery"),
+    ("phase too long", _with("phases.fault", "100000s"), "field phases.fault"),
+    ("phase unknown key", _with("phases.warmup", "1s"), "field phases.warmup"),
+    ("faults empty", _with("faults", []), "field faults"),
+    ("unknown fault kind", _with("faults.0.kind", "meteor"), "unknown fault kind 'meteor'"),
+    ("unknown link", _with("faults.0.link", "api->bank"), "unknown link 'api->bank'"),
+    ("missing link", _with("faults.0.link", DELETE), "link: missing"),
+    ("unknown toxic", _with("faults.0.toxic", "lag"), "unknown toxic 'lag'"),
+    ("bad stream", _with("faults.0.stream", "sideways"), "field faults[0].stream"),
+    ("toxicity above 1", _with("faults.0.toxicity", 1.5), "field faults[0].toxicity"),
+    ("negative latency", _with("faults.0.attributes.latency", -10), "invalid value -10"),
+    ("huge latency", _with("faults.0.attributes.latency", 10**9), "invalid value"),
+    ("latency as text", _with("faults.0.attributes.latency", "slow"), "attributes.latency"),
+    ("unknown attribute", _with("faults.0.attributes.colour", 1), "unknown attribute"),
+    ("control arm missing", _with("arms.control", DELETE), "missing arm 'control'"),
+    ("treatment arm missing", _with("arms.treatment", DELETE), "missing arm 'treatment'"),
+    ("unknown service", _with("arms.control.target", {"bank": {"x": 1}}), "unknown service"),
+    ("unknown setting", _with("arms.control.target", {"api": {"turbo": True}}),
+     "unknown setting 'turbo'"),
+    ("setting wrong type", _with("arms.control.target", {"api": {"breaker": "maybe"}}),
+     "breaker"),
+    ("setting bad choice", _with("arms.control.target", {"api": {"retry": "forever"}}),
+     "retry"),
+    ("arm name bad", _with("arms.Bad Arm", {}), "invalid arm name"),
+    ("hypothesis unknown arm", _with("hypotheses.0.arm", "experimental"), "unknown arm"),
+    ("hypothesis unknown phase", _with("hypotheses.0.phase", "warmup"), "phase"),
+    ("hypothesis bad threshold", _with("hypotheses.0.expression", "p95 < fast"),
+     "expression"),
+    ("hypothesis unknown probe", _with("hypotheses.0.expression", "calls2 > 1"),
+     "unknown metric"),
+    ("hypotheses empty", _with("hypotheses", []), "field hypotheses"),
+    ("duplicate hypothesis", {**GOOD, "hypotheses": GOOD["hypotheses"] * 2},
+     "duplicate hypothesis"),
+    ("probe with both sources", _with("probes.calls", {"promql": "x", "ratio": ["a", "b"]}),
+     "exactly one"),
+    ("probe bad aggregation", _with("probes.calls.aggregation", "median"), "aggregation"),
+    ("probe ratio unknown", _with("probes.r", {"ratio": ["calls", "nothing"]}),
+     "unknown metric 'nothing'"),
+    ("probe named like a metric", _with("probes.p95", {"promql": "x"}), "taken by"),
+    ("not a mapping", "- just\n- a list\n", "expected a mapping"),
+    ("empty file", "", "expected a mapping"),
+    ("invalid yaml", "name: [unclosed\n", "invalid YAML"),
+    ("tab indentation", "name: x\n\tdescription: y\n", "invalid YAML"),
+    ("binary garbage", "\x00\x01\x02\xff", "invalid YAML"),
+    ("yaml bomb", "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"{chr(98 + i)}: &{chr(98 + i)} [" + ", ".join([f"*{chr(97 + i)}"] * 9) + "]\n"
+        for i in range(8)), "aliases"),
+    ("python object tag", "name: !!python/object/apply:os.system [echo]\n", "invalid YAML"),
+    ("huge file", "description: " + "x" * (300 * 1024) + "\n", "larger than"),
+]
+
+
+@pytest.mark.parametrize(("case", "data", "message"), BAD_CASES, ids=[c[0] for c in BAD_CASES])
+def test_bad_experiment_one_line(case: str, data: dict[str, Any] | str, message: str) -> None:
+    """Each bad input raises InvalidInput with one line naming the file and the problem."""
+    text = data if isinstance(data, str) else yaml.safe_dump(data)
+    with pytest.raises(InvalidInput) as caught:
+        parse_experiment(text, "bad.yaml")
+    line = str(caught.value)
+    assert "\n" not in line
+    assert line.startswith("bad.yaml")
+    assert message in line
+    assert len(line) < 400
+
+
+def test_bad_input_corpus_size() -> None:
+    """The corpus of bad experiment inputs stays large."""
+    assert len(BAD_CASES) >= 40
+
+
+def test_good_experiment_parses() -> None:
+    """The reference document of this module is valid."""
+    experiment = parse_experiment(yaml.safe_dump(GOOD), "good.yaml")
+    assert experiment.phases.total == 7.0
+    assert experiment.arm_faults("control")[0].attributes == {"latency": 500}
+
+
+@pytest.mark.parametrize("path", list_experiments(), ids=lambda p: p.stem)
+def test_shipped_experiments_valid(path: Path) -> None:
+    """Every shipped experiment file validates and names itself after its file."""
+    experiment = load_experiment(path.stem)
+    assert experiment.name == path.stem
+    assert {"control", "treatment"} <= set(experiment.arms)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["run", "no-such-experiment"], "unknown experiment 'no-such-experiment'"),
+        (["run", "circuit-breaker", "--seed", "-4"], "--seed"),
+        (["run", "circuit-breaker", "--platform", "mars"], "--platform"),
+        (["run", "circuit-breaker", "--log-level", "loud"], "--log-level"),
+        (["validate", "/nonexistent/file.yaml"], "cannot read"),
+    ],
+)
+def test_cli_bad_input_exit_2(args: list[str], message: str, tmp_path: Path) -> None:
+    """Bad flags and names exit 2 with one message and no traceback, starting nothing."""
+    state = tmp_path / "state"
+    result = subprocess.run(
+        [sys.executable, "-m", "harness.cli", *args, "--state-dir", str(state)]
+        if args[0] == "run"
+        else [sys.executable, "-m", "harness.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (state / "state.json").exists()
