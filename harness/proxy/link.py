@@ -65,12 +65,14 @@ class _SideProtocol(asyncio.Protocol):
         inbound = self.inbound
         if inbound is not None:
             inbound.feed(data)
+        else:
+            self.link.hold_client_data(data)
 
     def eof_received(self) -> bool:
         if self.inbound is None:
-            self.link.close_link(f"{self.side} closed before the link was ready")
-            return False
-        self.inbound.feed_eof()
+            self.link.hold_client_eof()
+        else:
+            self.inbound.feed_eof()
         # Keep the transport open: the other direction may still carry data (half-close).
         return True
 
@@ -124,15 +126,28 @@ class Link:
         self.closed = False
         self._eofs_sent = 0
         self._connect_task: asyncio.Task[None] | None = None
+        # Client data read before the upstream connection is open. uvloop starts reading after
+        # connection_made returns, so pausing there does not always hold the first bytes back.
+        self._held: list[bytes] = []
+        self._held_eof = False
 
     def client_made(self, transport: asyncio.Transport) -> None:
         """Hold the client's data until the upstream connection is open, then open it."""
         self.client = transport
         self.client_address = format_peer(transport)
-        transport.pause_reading()
         set_nodelay(transport)
         self.proxy.link_opened(self)
         self._connect_task = self.loop.create_task(self._connect())
+
+    def hold_client_data(self, data: bytes) -> None:
+        """Keep client data that arrived before the upstream connection was open."""
+        self._held.append(data)
+        if self.client is not None and not self.client.is_closing():
+            self.client.pause_reading()
+
+    def hold_client_eof(self) -> None:
+        """Remember a client close that arrived before the upstream connection was open."""
+        self._held_eof = True
 
     async def _connect(self) -> None:
         host, port = self.proxy.upstream_address()
@@ -183,7 +198,12 @@ class Link:
         )
         for direction, stream in self.streams.items():
             stream.attach(self.proxy.toxics_on(direction))
-        if not self.closed:
+        for data in self._held:
+            upstream_stream.feed(data)
+        self._held.clear()
+        if self._held_eof:
+            upstream_stream.feed_eof()
+        elif not self.closed and not self.client.is_closing():
             self.client.resume_reading()
 
     def on_eof_sent(self) -> None:
