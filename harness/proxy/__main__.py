@@ -27,6 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     env = os.environ.get
     config = env("HARNESS_PROXY_CONFIG")
     seed = env("HARNESS_SEED")
+
     parser = argparse.ArgumentParser(
         prog=PROGRAM,
         description="Serve the Toxiproxy HTTP API and inject network faults into TCP proxies.",
@@ -72,6 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="use the standard asyncio event loop even when uvloop is installed "
         "(env HARNESS_PROXY_NO_UVLOOP)",
     )
+
     # Toxiproxy's metrics flags are accepted so its start scripts work; metrics are always on.
     parser.add_argument("--proxy-metrics", "-proxy-metrics", action="store_true", help="ignored")
     parser.add_argument(

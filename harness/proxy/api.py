@@ -39,7 +39,7 @@ def json_response(status: int, data: object) -> Response:
 
 
 class ToxiproxyApi:
-    """Answer API requests against a proxy collection."""
+    """Route API requests to the proxy collection and build their responses."""
 
     def __init__(self, collection: ProxyCollection) -> None:
         self.collection = collection

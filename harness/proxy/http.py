@@ -41,7 +41,7 @@ class Request:
 
 @dataclass
 class Response:
-    """One HTTP response; `headers` holds extra headers beyond the standard ones."""
+    """One HTTP response; `headers` contains headers beyond Content-Type and Content-Length."""
 
     status: int
     body: bytes = b""
@@ -53,7 +53,7 @@ Handler = Callable[[Request], Awaitable[Response]]
 
 
 class HttpError(Exception):
-    """A request that cannot be parsed; the connection is answered and closed."""
+    """A request that cannot be parsed. The server sends an error response and closes."""
 
     def __init__(self, status: HTTPStatus, message: str) -> None:
         super().__init__(message)
@@ -155,7 +155,7 @@ async def serve_connection(
     handler: Handler,
     error_response: Callable[[HttpError], Response],
 ) -> None:
-    """Answer requests on one connection until the client closes it or asks to."""
+    """Serve requests on one connection until the client closes it or sends Connection: close."""
     try:
         while True:
             try:

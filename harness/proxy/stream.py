@@ -2,7 +2,7 @@
 
 With no live toxic the stream is in direct mode: `feed` writes each read straight to the
 destination, with no queue and no task. With a toxic, reads go into a queue that one worker task
-passes through the toxic chain in order; the stream returns to direct mode once the toxics are
+passes through the toxic chain in order. The stream returns to direct mode only once the toxics are
 gone and the queue is empty, so the order of bytes is kept across the switch.
 """
 
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from .link import Link
 
 # Reading from the source pauses while this many bytes wait in the toxic queue, so a stalled
-# stream (bandwidth rate 0, a long latency) holds data in the kernel instead of in memory.
+# stream (bandwidth rate 0, a long latency) leaves data in the kernel instead of in memory.
 QUEUE_HIGH_WATER = 1024 * 1024
 QUEUE_LOW_WATER = 256 * 1024
 

@@ -157,7 +157,7 @@ def echo_server() -> Iterator[TcpServer]:
 
 
 def http_handler(conn: socket.socket) -> None:
-    """Answer one HTTP request per connection with a fixed body."""
+    """Send a fixed 200 response to the first HTTP request of each connection."""
     data = b""
     while b"\r\n\r\n" not in data:
         chunk = conn.recv(65536)

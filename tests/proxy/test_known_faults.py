@@ -36,7 +36,7 @@ def test_bandwidth_zero_stalls_then_flows(api: str, echo_server: TcpServer, stre
         with pytest.raises(TimeoutError):
             sock.recv(1)
 
-        # The API keeps answering while the stream is stalled.
+        # The API still responds while the stream is stalled.
         assert requests.get(f"{api}/proxies/db", timeout=2).status_code == 200
 
         assert requests.delete(f"{api}/proxies/db/toxics/stall", timeout=2).status_code == 204
@@ -102,7 +102,7 @@ def test_duplicate_name_conflict(api: str, echo_server: TcpServer) -> None:
 
 @pytest.mark.parametrize("stream", STREAMS)
 def test_timeout_zero_delete_closes(api: str, echo_server: TcpServer, stream: str) -> None:
-    """Deleting a timeout 0 toxic answers at once and closes the held connection."""
+    """Deleting a timeout 0 toxic returns at once and closes the held connection."""
     port = create_proxy(api, "db", echo_server.address)
     add_toxic(api, "db", name="hang", type="timeout", stream=stream, attributes={"timeout": 0})
     with connect(port, timeout=0.3) as sock:

@@ -123,7 +123,7 @@ def test_timeout_closes_after_idle(api: str, db: int, stream: str) -> None:
 
 @pytest.mark.parametrize("stream", STREAMS)
 def test_timeout_zero_holds(api: str, db: int, stream: str) -> None:
-    """A timeout of 0 holds the connection open with no data passing."""
+    """A timeout of 0 keeps the connection open with no data passing."""
     add_toxic(api, "db", type="timeout", stream=stream, attributes={"timeout": 0})
     with connect(db, timeout=0.5) as sock:
         sock.sendall(b"held")

@@ -17,7 +17,7 @@ class BandwidthState:
 
 
 class BandwidthToxic(Toxic):
-    """Hold each chunk for its transmission time at `rate`; a rate of 0 holds data until the
+    """Hold each chunk for its transmission time at `rate`; a rate of 0 keeps data back until the
     toxic is changed or removed."""
 
     type_name = "bandwidth"

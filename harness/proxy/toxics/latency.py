@@ -21,6 +21,8 @@ class LatencyToxic(Toxic):
                 delay_ms += ctx.control.rng.uniform(-jitter, jitter)
 
             # A negative latency, or a jitter larger than the latency, sends the chunk at once.
+            # NOTE: uvloop's timers count whole milliseconds from a cached loop time, so a chunk
+            # can leave up to about 0.6 ms before or after its deadline.
             deadline = chunk.timestamp + max(0.0, delay_ms) / 1000
             if await ctx.sleep_until(deadline):
                 chunk.timestamp = deadline

@@ -19,7 +19,7 @@ class TimeoutState:
 class TimeoutToxic(Toxic):
     """Drop every chunk and close the connection once `timeout` ms pass with no data.
 
-    A timeout of 0 or less holds the connection open forever. Removing the toxic closes the
+    A timeout of 0 or less keeps the connection open forever. Removing the toxic closes the
     connection, because the data it dropped leaves the stream corrupt.
     """
 
