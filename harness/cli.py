@@ -10,9 +10,9 @@ from typing import Annotated
 
 import structlog
 import typer
-from typer.exceptions import TyperException
 from rich.console import Console
 from rich.table import Table
+from typer.exceptions import TyperException
 
 from harness.errors import ExitCode, HarnessError, InvalidInput
 from harness.experiment import list_experiments, load_experiment, parse_experiment
@@ -168,9 +168,14 @@ def reconcile(
 def run(
     name: Annotated[str, typer.Argument(help="Experiment name, or path to a YAML file.")],
     seed: Annotated[
-        int | None, typer.Option(envvar="HARNESS_SEED", min=0, max=2**31 - 1,
-                                 help="Seed for load and faults; default: the file's.")
-    ] = None,  # fmt: skip
+        int | None,
+        typer.Option(
+            envvar="HARNESS_SEED",
+            min=0,
+            max=2**31 - 1,
+            help="Seed for load and faults; default: the file's.",
+        ),
+    ] = None,
     state_dir: StateDir = Path(".harness"),
     results_dir: ResultsDir = Path("results"),
     platform: Platform = "local",
@@ -209,7 +214,7 @@ def _run_one(
     with LiveView(console) as live:
 
         def show(arm: str, phase: str, elapsed: float, total: float, rps: float,
-                 failures: float) -> None:  # fmt: skip
+                 failures: float | None) -> None:  # fmt: skip
             live.update(arm, phase, elapsed, total, rps, None, None)
 
         runner = Runner(target, target.stack, state_dir.resolve(), progress=Progress(show),
@@ -265,7 +270,7 @@ def validate(
 def main() -> None:
     """Run the CLI, mapping harness errors and interrupts to documented exit codes."""
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)
     except HarnessError as exc:
         errors.print(f"harness: error: {exc}", markup=False, highlight=False, soft_wrap=True)
         sys.exit(int(exc.exit_code))
@@ -280,6 +285,7 @@ def main() -> None:
         errors.print(f"harness: error: {exc.format_message()}", markup=False, highlight=False,
                      soft_wrap=True)  # fmt: skip
         sys.exit(int(ExitCode.INVALID_INPUT))
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

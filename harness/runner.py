@@ -22,7 +22,14 @@ from harness.journal import Journal, describe
 from harness.load.runner import LoadRun
 from harness.observe.prometheus import PrometheusProbes
 from harness.platforms.base import Platform
-from harness.result import ArmResult, FaultRecord, HypothesisResult, PhaseStats, RunResult
+from harness.result import (
+    ArmResult,
+    FaultRecord,
+    HypothesisResult,
+    PhaseStats,
+    RunResult,
+    Verdict,
+)
 from harness.stack import Stack
 from harness.timeline import (
     RequestRecord,
@@ -95,9 +102,7 @@ class Runner:
                 arms[arm_name] = arm
                 hypotheses.extend(results)
 
-        failed_effect = any(
-            not f["took_effect"] for arm in arms.values() for f in arm["faults"]
-        )
+        failed_effect = any(not f["took_effect"] for arm in arms.values() for f in arm["faults"])
         passed = all(h["verdict"] == "pass" for h in hypotheses) and not failed_effect
         if self.rollback_failed:
             exit_code = ExitCode.ROLLBACK_FAILED
@@ -339,7 +344,7 @@ class Runner:
                 continue
             threshold = thresholds.parse(hypothesis.expression, probe_names)
             observed = _observed(hypothesis, threshold.metric, arm, records, origin)
-            verdict = "pass" if threshold.holds(observed) else "fail"
+            verdict: Verdict = "pass" if threshold.holds(observed) else "fail"
             results.append(
                 HypothesisResult(
                     name=hypothesis.name,

@@ -54,10 +54,10 @@ def _rate(failures: int, requests: int) -> float | None:
 
 def samples(records: Iterable[RequestRecord], origin: float, duration: float) -> list[Sample]:
     """Bucket records by start second since origin into one sample per second of duration."""
-    seconds = max(int(math.ceil(duration)), 0)
+    seconds = max(math.ceil(duration), 0)
     buckets: list[list[RequestRecord]] = [[] for _ in range(seconds)]
     for record in records:
-        index = int(math.floor(record.start - origin))
+        index = math.floor(record.start - origin)
         if 0 <= index < seconds:
             buckets[index].append(record)
 
@@ -148,9 +148,9 @@ def baseline_of(stats: PhaseStats) -> Baseline | None:
 def time_to_detect(timeline: Sequence[Sample], baseline: Baseline, fault: Window) -> float | None:
     """Return seconds from fault start to the first second unlike the baseline, or None."""
     for sample in timeline:
-        if fault.start <= sample["t"] + 1 and sample["t"] < fault.end:
-            if not baseline.is_good(sample):
-                return max(sample["t"] - fault.start, 0.0)
+        in_window = fault.start <= sample["t"] + 1 and sample["t"] < fault.end
+        if in_window and not baseline.is_good(sample):
+            return max(sample["t"] - fault.start, 0.0)
     return None
 
 

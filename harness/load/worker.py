@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         if totals["requests"] == args.max_requests:
             gevent.spawn(runner.quit)
 
-    env.events.request.add_listener(on_request)
+    env.events.request.add_listener(on_request)  # type: ignore[no-untyped-call]
 
     def flush() -> None:
         for record in pending:
@@ -77,8 +77,12 @@ def main(argv: list[str] | None = None) -> int:
             gevent.sleep(1.0)
             flush()
             done = totals["requests"]
-            progress = {"t": time.time(), "requests": done - last,
-                        "failures_total": totals["failures"], "users": runner.user_count}  # fmt: skip
+            progress = {
+                "t": time.time(),
+                "requests": done - last,
+                "failures_total": totals["failures"],
+                "users": runner.user_count,
+            }
             print(json.dumps(progress), flush=True)
             last = done
 

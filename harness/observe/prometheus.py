@@ -49,15 +49,16 @@ class PrometheusProbes:
             if aggregation == "increase":
                 first = self._instant(query, start)
                 last = self._instant(query, end)
-                if last is None:
+                if first is None or last is None:
                     return None
-                if first is None or last < first:
+                if last < first:
+                    # The counter restarted within the window.
                     return last
                 return last - first
             if aggregation == "last":
                 return self._instant(query, end)
             values = self._range(query, start, end)
-        except Exception as exc:  # noqa: BLE001 - a probe without data is reported, not fatal
+        except Exception as exc:
             log.warning("probe.failed", query=query, error=str(exc))
             return None
         if not values:

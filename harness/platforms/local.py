@@ -7,8 +7,10 @@ import os
 import shutil
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
+import requests
 import structlog
 
 from harness import net
@@ -38,6 +40,18 @@ def proxy_name(link: str) -> str:
     """Return the fault proxy's name for a link: `api->payments` becomes `api_to_payments`."""
     client, server = Link.ends(link)
     return f"{client}_to_{server}"
+
+
+def _all_targets_scraped(base: str, expected: int) -> Callable[[], bool]:
+    def check() -> bool:
+        try:
+            response = net.request("GET", f"{base}/api/v1/targets", timeout=1.0)
+            active = response.json()["data"]["activeTargets"]
+        except (requests.RequestException, ValueError, KeyError):
+            return False
+        return len(active) >= expected and all(t.get("health") == "up" for t in active)
+
+    return check
 
 
 class LocalPlatform:
@@ -150,6 +164,8 @@ class LocalPlatform:
             argv = [go_server, "-host", LOOPBACK, "-port", str(port)]
         else:
             argv = [sys.executable, "-m", "harness.proxy", "--host", LOOPBACK, "--port", str(port)]
+            # TODO: drop once the fault proxy's data path runs under uvloop.
+            argv.append("--no-uvloop")
         record = spawn(
             TOXIPROXY_SERVICE, TOXIPROXY_SERVICE, argv, self.logs / "toxiproxy.log", port=port
         )
@@ -171,7 +187,8 @@ class LocalPlatform:
             link_client, _ = Link.ends(link_name)
             if link_client != client:
                 continue
-            listen = free_port()
+            # The server side may have created the link's proxy already; reuse its port.
+            listen = ports.get(f"link:{link_name}") or free_port()
             ports[f"link:{link_name}"] = listen
             prefix = "http://" if link.scheme == "http" else ""
             env[link.env] = f"{prefix}{LOOPBACK}:{listen}"
@@ -227,6 +244,8 @@ class LocalPlatform:
             sys.executable, "-m", "uvicorn", spec.app,
             "--host", LOOPBACK, "--port", str(port),
             "--no-access-log", "--log-level", "warning", "--timeout-graceful-shutdown", "1",
+            # Longer than any fault window, so an idle connection held by a toxic stays open.
+            "--timeout-keep-alive", "120",
         ]  # fmt: skip
         return spawn(service, name, argv, self.logs / f"{name}.log", env=env, port=port,
                      cwd=REPO_ROOT)  # fmt: skip
@@ -296,8 +315,11 @@ class LocalPlatform:
         ]  # fmt: skip
         record = spawn(service, f"{service}-1", argv, self.logs / f"{service}.log",
                        port=ports[service])  # fmt: skip
-        wait_until(record, http_ok(f"http://{LOOPBACK}:{ports[service]}/-/ready"),
-                   START_TIMEOUT_S, "GET /-/ready")  # fmt: skip
+        base = f"http://{LOOPBACK}:{ports[service]}"
+        wait_until(record, http_ok(f"{base}/-/ready"), START_TIMEOUT_S, "GET /-/ready")
+        # Prometheus applies new targets up to 5 s after start; probes need the first scrape.
+        wait_until(record, _all_targets_scraped(base, sum(len(t) for t in jobs.values())),
+                   START_TIMEOUT_S, "a first scrape of every target")  # fmt: skip
         return record
 
     # Queries and actions ---------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -11,8 +12,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from harness import net
+import requests
 
+from harness import net
 from harness.errors import TargetStartError
 
 LOOPBACK = "127.0.0.1"
@@ -99,10 +101,8 @@ def signal_ours(record: ProcessRecord, signum: int) -> bool:
 
 
 def _reap(pid: int) -> None:
-    try:
+    with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass
 
 
 def stop(record: ProcessRecord, grace: float = 5.0) -> None:
@@ -117,10 +117,8 @@ def stop(record: ProcessRecord, grace: float = 5.0) -> None:
         time.sleep(0.05)
     # The process leads its own session (start_new_session), so its group holds its workers.
     if is_ours(record):
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(record.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
     for _ in range(100):
         _reap(record.pid)
         if not is_ours(record):
@@ -137,9 +135,7 @@ def log_tail(path: str, lines: int = 5) -> str:
     return " | ".join(text[-lines:])
 
 
-def wait_until(
-    record: ProcessRecord, check: Callable[[], bool], timeout: float, what: str
-) -> None:
+def wait_until(record: ProcessRecord, check: Callable[[], bool], timeout: float, what: str) -> None:
     """Poll a health check until it passes; fail fast if the process exits."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -149,8 +145,7 @@ def wait_until(
         if not is_ours(record):
             tail = log_tail(record.log)
             raise TargetStartError(
-                f"{record.service}: {record.name} exited before {what}; "
-                f"log {record.log}: {tail}"
+                f"{record.service}: {record.name} exited before {what}; log {record.log}: {tail}"
             )
         time.sleep(0.05)
     raise TargetStartError(
@@ -165,7 +160,7 @@ def http_ok(url: str) -> Callable[[], bool]:
     def check() -> bool:
         try:
             response = net.request("GET", url, timeout=1.0)
-        except net.requests.RequestException:
+        except requests.RequestException:
             return False
         return response.ok
 

@@ -120,14 +120,19 @@ async def _charge_guarded(client: httpx.AsyncClient, body: bytes) -> None:
         await _charge_once(client, body)
 
 
+# One client for the process, but a new connection per call (no keep-alive), so a toxic's
+# toxicity, which the fault proxy draws per connection, applies to each call.
+_client = httpx.AsyncClient(
+    limits=httpx.Limits(max_keepalive_connections=0),
+    timeout=httpx.Timeout(None),
+    trust_env=False,
+)
+
+
 async def _charge(body: bytes) -> None:
-    # A new connection per call, so a toxic's toxicity (drawn per connection) applies per call.
-    limits = httpx.Limits(max_keepalive_connections=0)
-    timeout = httpx.Timeout(None)
-    async with httpx.AsyncClient(limits=limits, timeout=timeout, trust_env=False) as client:
-        async for attempt in _retrying():
-            with attempt:
-                await _charge_guarded(client, body)
+    async for attempt in _retrying():
+        with attempt:
+            await _charge_guarded(_client, body)
 
 
 async def checkout(request: Request) -> Response:

@@ -87,13 +87,22 @@ def test_phase_stats_rps_uses_window_length() -> None:
     assert phase_stats(records, 0.0, Window(0, 4))["rps"] == 5.0
 
 
-def _timeline(p95s: list[float | None], errors: list[float] | None = None) -> list[dict[str, object]]:
+def _timeline(
+    p95s: list[float | None], errors: list[float] | None = None
+) -> list[dict[str, object]]:
     rows = []
     for i, p95 in enumerate(p95s):
         rows.append(
-            {"t": float(i), "requests": 0 if p95 is None else 10, "failures": 0,
-             "error_rate": (errors[i] if errors else 0.0) if p95 is not None else None,
-             "p50": p95, "p95": p95, "p99": p95, "endpoints": {}}
+            {
+                "t": float(i),
+                "requests": 0 if p95 is None else 10,
+                "failures": 0,
+                "error_rate": (errors[i] if errors else 0.0) if p95 is not None else None,
+                "p50": p95,
+                "p95": p95,
+                "p99": p95,
+                "endpoints": {},
+            }
         )
     return rows
 
