@@ -160,3 +160,38 @@ def test_structured_logs(tmp_path: Path, echo_server: TcpServer) -> None:
     assert "event=toxic.added proxy=api->payments toxic=noop_downstream" in text
     assert "event=connection.opened proxy=api->payments" in text
     assert "event=connection.closed proxy=api->payments" in text
+
+
+def reset_pattern(seed: str, upstream: str) -> list[bool]:
+    """Return, for 12 connections in turn, whether a reset_peer toxic of toxicity 0.5 fired."""
+    server = start_server("--seed", seed)
+    try:
+        response = requests.post(
+            f"{server.url}/proxies", json={"name": "db", "upstream": upstream}, timeout=5
+        )
+        port = int(response.json()["listen"].rsplit(":", 1)[1])
+        requests.post(
+            f"{server.url}/proxies/db/toxics",
+            json={"type": "reset_peer", "toxicity": 0.5, "attributes": {"timeout": 0}},
+            timeout=5,
+        )
+        pattern = []
+        for _ in range(12):
+            with socket.create_connection((LOOPBACK, port), timeout=5) as sock:
+                sock.sendall(b"x")
+                try:
+                    pattern.append(sock.recv(1) != b"x")
+                except ConnectionResetError:
+                    pattern.append(True)
+        return pattern
+    finally:
+        stop_server(server)
+
+
+def test_seed_repeats_toxicity_draws(echo_server: TcpServer) -> None:
+    """The same --seed gives the same toxicity draws for the same connections."""
+    first = reset_pattern("11", echo_server.address)
+    second = reset_pattern("11", echo_server.address)
+    assert first == second
+    assert any(first)
+    assert not all(first)
