@@ -164,8 +164,6 @@ class LocalPlatform:
             argv = [go_server, "-host", LOOPBACK, "-port", str(port)]
         else:
             argv = [sys.executable, "-m", "harness.proxy", "--host", LOOPBACK, "--port", str(port)]
-            # TODO: drop once the fault proxy's data path runs under uvloop.
-            argv.append("--no-uvloop")
         record = spawn(
             TOXIPROXY_SERVICE, TOXIPROXY_SERVICE, argv, self.logs / "toxiproxy.log", port=port
         )

@@ -73,7 +73,7 @@ def spawn(
 ) -> ProcessRecord:
     """Start a child in its own session with output to its log file."""
     log.parent.mkdir(parents=True, exist_ok=True)
-    with log.open("ab") as out:
+    with log.open("wb") as out:
         proc = subprocess.Popen(
             list(argv),
             stdin=subprocess.DEVNULL,
