@@ -14,11 +14,14 @@ from rich.console import Console
 from rich.table import Table
 from typer.exceptions import TyperException
 
-from harness.errors import ExitCode, HarnessError, InvalidInput
+from harness.errors import ExitCode, HarnessError, InvalidInput, TargetStartError
 from harness.experiment import list_experiments, load_experiment, parse_experiment
 from harness.journal import Journal
+from harness.load.runner import LoadProgress, stop_stray_load
+from harness.lock import is_locked, state_lock
 from harness.platforms.local import LocalPlatform
 from harness.runner import Interrupted, Progress, Runner
+from harness.safety import allow_targets
 from harness.stack import load_stack
 
 app = typer.Typer(
@@ -41,6 +44,20 @@ Platform = Annotated[
 ]
 LogLevel = Annotated[
     str, typer.Option(envvar="HARNESS_LOG_LEVEL", help="Log level: debug, info, warning.")
+]
+Leftovers = Annotated[
+    str,
+    typer.Option(
+        envvar="HARNESS_LEFTOVERS",
+        help="What to do with target processes a killed run left: stop, or adopt (keep them).",
+    ),
+]
+AllowTarget = Annotated[
+    list[str],
+    typer.Option(
+        envvar="HARNESS_ALLOW_TARGET",
+        help="A host besides loopback that load and faults may reach; repeat for more.",
+    ),
 ]
 
 
@@ -74,7 +91,23 @@ def _reconcile(state_dir: Path) -> list[str]:
         errors.print(f"reconcile: removed fault left by an earlier run: {fault_id}")
     for line in left:
         errors.print(f"reconcile: could not remove {line}")
+    if stop_stray_load(state_dir):
+        errors.print("reconcile: stopped the Locust worker of an earlier run")
     return left
+
+
+def _handle_leftovers(target: LocalPlatform, leftovers: str) -> bool:
+    """Stop or adopt target processes an earlier run left; return whether some are running."""
+    if leftovers not in ("stop", "adopt"):
+        raise InvalidInput(f"--leftovers: invalid value {leftovers!r}; expected stop or adopt")
+    if target.status().empty:
+        return False
+    if leftovers == "adopt":
+        errors.print("reconcile: adopted the target left running by an earlier run")
+        return True
+    target.down()
+    errors.print("reconcile: stopped the target left running by an earlier run")
+    return False
 
 
 @app.command()
@@ -82,12 +115,15 @@ def up(
     state_dir: StateDir = Path(".harness"),
     platform: Platform = "local",
     log_level: LogLevel = "warning",
+    leftovers: Leftovers = "stop",
 ) -> None:
     """Start the reference target with default settings and wait until it is healthy."""
     _configure_logging(log_level)
-    _reconcile(state_dir)
     target = _platform(platform, state_dir)
-    target.up(target.stack.resolve_settings({}, "defaults"))
+    with state_lock(state_dir):
+        _reconcile(state_dir)
+        if not _handle_leftovers(target, leftovers):
+            target.up(target.stack.resolve_settings({}, "defaults"))
     _print_status(target)
 
 
@@ -99,8 +135,13 @@ def down(
 ) -> None:
     """Stop every process the harness started for the target."""
     _configure_logging(log_level)
-    _platform(platform, state_dir).down()
+    target = _platform(platform, state_dir)
+    with state_lock(state_dir):
+        left = _reconcile(state_dir)
+        target.down()
     console.print("stack stopped")
+    if left:
+        raise typer.Exit(int(ExitCode.ROLLBACK_FAILED))
 
 
 @app.command()
@@ -111,8 +152,12 @@ def status(
 ) -> None:
     """Show the target's services, instances, pids, ports and health."""
     _configure_logging(log_level)
-    _reconcile(state_dir)
-    _print_status(_platform(platform, state_dir))
+    target = _platform(platform, state_dir)
+    # A running experiment holds the lock, and its faults are meant to be there.
+    if not is_locked(state_dir):
+        with state_lock(state_dir):
+            _reconcile(state_dir)
+    _print_status(target)
 
 
 def _print_status(target: LocalPlatform) -> None:
@@ -151,14 +196,14 @@ def reconcile(
     state_dir: StateDir = Path(".harness"),
     platform: Platform = "local",
     log_level: LogLevel = "warning",
+    leftovers: Leftovers = "stop",
 ) -> None:
-    """Remove faults and stop processes left by an earlier run that was killed."""
+    """Remove faults and stop (or adopt) processes left by an earlier run that was killed."""
     _configure_logging(log_level)
-    left = _reconcile(state_dir)
     target = _platform(platform, state_dir)
-    if not target.status().empty:
-        target.down()
-        console.print("stopped the processes of an earlier run")
+    with state_lock(state_dir):
+        left = _reconcile(state_dir)
+        _handle_leftovers(target, leftovers)
     if left:
         raise typer.Exit(int(ExitCode.ROLLBACK_FAILED))
     console.print("nothing left behind")
@@ -180,23 +225,27 @@ def run(
     results_dir: ResultsDir = Path("results"),
     platform: Platform = "local",
     log_level: LogLevel = "warning",
+    leftovers: Leftovers = "stop",
+    allow_target: AllowTarget = [],  # noqa: B006 - typer reads the default, never mutates it
 ) -> None:
     """Run one experiment, write its reports and exit with its verdict."""
     _configure_logging(log_level)
+    allow_targets(allow_target)
     stack = load_stack()
-    experiment = load_experiment(name, stack)
+    load_experiment(name, stack)
     target = _platform(platform, state_dir)
-    code = _run_one(experiment.name, name, seed, target, state_dir, results_dir)
+    with state_lock(state_dir):
+        code = _run_one(name, seed, target, state_dir, results_dir, leftovers)
     raise typer.Exit(code)
 
 
 def _run_one(
-    label: str,
     name: str,
     seed: int | None,
     target: LocalPlatform,
     state_dir: Path,
     results_dir: Path,
+    leftovers: str,
 ) -> int:
     from harness.report import write_reports
     from harness.report.console import LiveView, print_summary
@@ -206,23 +255,27 @@ def _run_one(
     if left:
         errors.print("harness: error: faults of an earlier run are still applied; see above")
         return int(ExitCode.ROLLBACK_FAILED)
-    if not target.status().empty:
-        errors.print("harness: stopping the target left running by an earlier run")
-        target.down()
+    if _handle_leftovers(target, leftovers):
+        raise TargetStartError(
+            "the target of an earlier run was adopted and is still running; an experiment "
+            "starts its own target, so stop it first with `harness down`"
+        )
 
     run_id = f"{datetime.now(UTC).strftime('%Y%m%dT%H%M%S')}-{experiment.name}"
     with LiveView(console) as live:
 
-        def show(arm: str, phase: str, elapsed: float, total: float, rps: float,
-                 failures: float | None) -> None:  # fmt: skip
-            live.update(arm, phase, elapsed, total, rps, None, None)
+        def show(arm: str, phase: str, elapsed: float, total: float, load: LoadProgress) -> None:
+            rps = float(load.requests_last_second)
+            live.update(arm, phase, elapsed, total, rps, load.error_rate, load.p95_last_second)
 
         runner = Runner(target, target.stack, state_dir.resolve(), progress=Progress(show),
                         seed=seed)  # fmt: skip
         result = runner.run(experiment, run_id)
     run_dir = write_reports(result, results_dir)
-    print_summary(result, console)
-    console.print(f"reports: {run_dir}")
+    print_summary(result, console, run_dir)
+    for line in result["rollback_failed"]:
+        errors.print(f"harness: rollback failed: {line}", markup=False, highlight=False,
+                     soft_wrap=True)  # fmt: skip
     return result["exit_code"]
 
 
@@ -233,6 +286,7 @@ def gameday(
     results_dir: ResultsDir = Path("results"),
     platform: Platform = "local",
     log_level: LogLevel = "warning",
+    leftovers: Leftovers = "stop",
 ) -> None:
     """Run every experiment in turn; exit with the worst verdict."""
     _configure_logging(log_level)
@@ -241,10 +295,11 @@ def gameday(
         load_experiment(path.stem, target.stack)
     worst = 0
     summary: list[tuple[str, int]] = []
-    for path in list_experiments():
-        code = _run_one(path.stem, path.stem, seed, target, state_dir, results_dir)
-        summary.append((path.stem, code))
-        worst = max(worst, code)
+    with state_lock(state_dir):
+        for path in list_experiments():
+            code = _run_one(path.stem, seed, target, state_dir, results_dir, leftovers)
+            summary.append((path.stem, code))
+            worst = max(worst, code)
     table = Table(title="game day")
     table.add_column("experiment")
     table.add_column("verdict")

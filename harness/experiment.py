@@ -163,10 +163,10 @@ def _short(value: object) -> str:
 
 def _check_cross_references(experiment: Experiment, stack: Stack, where: str) -> None:
     """Check what pydantic cannot: arms, links, settings, hypotheses against probes."""
-    for arm in REQUIRED_ARMS:
-        if arm not in experiment.arms:
+    for required in REQUIRED_ARMS:
+        if required not in experiment.arms:
             raise InvalidInput(
-                f"{where}: field arms: missing arm {arm!r}; every experiment needs "
+                f"{where}: field arms: missing arm {required!r}; every experiment needs "
                 "control and treatment"
             )
     for arm_name, arm in experiment.arms.items():

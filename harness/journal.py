@@ -14,7 +14,7 @@ from typing import Literal, TypedDict
 
 import structlog
 
-from harness.faults.base import JournalData, remove_journaled
+from harness.faults.base import JournalData, holder_gone, remove_journaled
 
 log = structlog.get_logger(__name__)
 
@@ -92,7 +92,7 @@ class Journal:
         for attempt in range(1, REMOVE_ATTEMPTS + 1):
             try:
                 remove_journaled(data)
-            except Exception as exc:  # noqa: BLE001 - any failure is retried, then reported
+            except Exception as exc:
                 error = f"{type(exc).__name__}: {exc}"
                 log.warning("fault.remove_failed", fault_id=fault_id, attempt=attempt,
                             error=error)  # fmt: skip
@@ -105,6 +105,14 @@ class Journal:
         self.record_failure(run_id, fault_id, data, error)
         return error
 
+    def settle_if_holder_gone(self, run_id: str, fault_id: str, data: JournalData) -> bool:
+        """Record a fault as removed when the process that held it has stopped."""
+        if not holder_gone(data):
+            return False
+        self.record_removed(run_id, fault_id, {**data, "removed_by": "holder stopped"})
+        log.info("fault.settled", fault_id=fault_id, reason="holder stopped")
+        return True
+
     def reconcile(self) -> tuple[list[str], list[str]]:
         """Remove every outstanding fault; return the removed ids and the ones left."""
         removed: list[str] = []
@@ -113,6 +121,8 @@ class Journal:
             error = self.remove(entry["run_id"], fault_id, entry["data"])
             if error is None:
                 removed.append(fault_id)
+            elif self.settle_if_holder_gone(entry["run_id"], fault_id, entry["data"]):
+                removed.append(f"{fault_id} (its fault proxy is no longer running)")
             else:
                 left.append(f"{fault_id} ({describe(entry['data'])}): {error}")
         return removed, left

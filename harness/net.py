@@ -10,6 +10,9 @@ import requests
 
 from harness.errors import InvalidInput
 
+# Hosts besides loopback that the user allowed with --allow-target.
+ALLOWED_HOSTS: set[str] = set()
+
 _session = requests.Session()
 # Ignore proxy variables of the environment: every request goes straight to loopback.
 _session.trust_env = False
@@ -25,10 +28,10 @@ def is_loopback_host(host: str) -> bool:
         return False
 
 
-def check_loopback(url: str, allowed: frozenset[str] = frozenset()) -> None:
+def check_loopback(url: str) -> None:
     """Raise InvalidInput unless the URL's host is loopback or explicitly allowed."""
     host = urlsplit(url).hostname or ""
-    if not is_loopback_host(host) and host not in allowed:
+    if not is_loopback_host(host) and host not in ALLOWED_HOSTS:
         raise InvalidInput(
             f"refusing to send traffic to {url!r}: host {host!r} is not loopback; "
             "pass --allow-target HOST to allow it"

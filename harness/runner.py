@@ -11,15 +11,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 
+import requests
 import structlog
 
 from harness import thresholds
 from harness.clock import Clock, SystemClock
-from harness.errors import ExitCode, FaultError
+from harness.errors import ExitCode, FaultError, HarnessError
 from harness.experiment import Experiment, Hypothesis
 from harness.faults import FAULT_KINDS, FaultContext, FaultSpec, JournalData
 from harness.journal import Journal, describe
-from harness.load.runner import LoadRun
+from harness.load.runner import LoadProgress, LoadRun
 from harness.observe.prometheus import PrometheusProbes
 from harness.platforms.base import Platform
 from harness.result import (
@@ -57,14 +58,14 @@ class Interrupted(BaseException):
 class Progress:
     """Receives a status line once a second while an arm runs."""
 
-    callback: Callable[[str, str, float, float, float, float | None], None] | None = None
+    callback: Callable[[str, str, float, float, LoadProgress], None] | None = None
 
     def update(
-        self, arm: str, phase: str, elapsed: float, total: float, rps: float, failures: float
+        self, arm: str, phase: str, elapsed: float, total: float, load: LoadProgress
     ) -> None:
         """Forward the status to the callback, if any."""
         if self.callback is not None:
-            self.callback(arm, phase, elapsed, total, rps, failures)
+            self.callback(arm, phase, elapsed, total, load)
 
 
 @dataclass
@@ -89,6 +90,7 @@ class Runner:
     def __post_init__(self) -> None:
         self.journal = Journal(self.state_dir / "journal.jsonl")
         self.rollback_failed: list[str] = []
+        self._unremoved: list[_Applied] = []
 
     def run(self, experiment: Experiment, run_id: str) -> RunResult:
         """Run every arm in turn and evaluate the hypotheses."""
@@ -101,6 +103,9 @@ class Runner:
                 arm, results = self._run_arm(experiment, arm_name, run_id, seed)
                 arms[arm_name] = arm
                 hypotheses.extend(results)
+                if self.rollback_failed:
+                    log.error("run.stopped", reason="rollback failed", arm=arm_name)
+                    break
 
         failed_effect = any(not f["took_effect"] for arm in arms.values() for f in arm["faults"])
         passed = all(h["verdict"] == "pass" for h in hypotheses) and not failed_effect
@@ -154,6 +159,7 @@ class Runner:
                 duration=phases.total,
                 records_path=run_dir / f"{arm_name}.records.jsonl",
                 seed=seed,
+                state_dir=self.state_dir,
             )
             origin = self.clock.now()
             load.start()
@@ -183,11 +189,29 @@ class Runner:
             result["aborted"] = abort_reason
             verdicts = self._evaluate(experiment, arm_name, result, records, origin)
         finally:
-            if load is not None:
-                load.stop()
-            self.platform.down()
+            self._stop_and_audit(load, arm_name, run_id)
         bound.info("arm.finished", verdicts=[h["verdict"] for h in verdicts])
         return result, verdicts
+
+    def _stop_and_audit(self, load: LoadRun | None, arm_name: str, run_id: str) -> None:
+        """Stop the load and the target, then record anything left behind as a leak."""
+        leaks: list[str] = []
+        try:
+            toxics = self.platform.toxics_left()
+            leaks.extend(f"toxic {t} still on the fault proxy" for t in toxics)
+        except (HarnessError, requests.RequestException, ValueError) as exc:
+            # An unreachable proxy holds no toxic once the target is down.
+            log.warning("audit.toxics_unreadable", arm=arm_name, error=str(exc))
+        if load is not None:
+            load.stop()
+            if load.running():
+                leaks.append("the Locust worker is still running")
+        self.platform.down()
+        self._settle_unremoved(run_id)
+        leaks.extend(self.platform.audit())
+        for leak in leaks:
+            log.error("audit.leak", arm=arm_name, leak=leak)
+            self.rollback_failed.append(f"leak after arm {arm_name}: {leak}")
 
     def _apply(
         self, spec: FaultSpec, index: int, run_id: str, arm_name: str, origin: float
@@ -224,7 +248,21 @@ class Runner:
                 item.record["removed_at"] = self.clock.now() - origin
                 if error is not None:
                     item.record["removal_error"] = error
-                    self.rollback_failed.append(f"{describe(item.data)}: {error}")
+                    self._unremoved.append(item)
+
+    def _settle_unremoved(self, run_id: str) -> None:
+        """Report faults whose removal failed, once the target is down, saying what is left."""
+        for item in self._unremoved:
+            error = item.record["removal_error"]
+            if self.journal.settle_if_holder_gone(run_id, item.fault_id, item.data):
+                left = "nothing is left: the fault proxy holding it was stopped with the target"
+            else:
+                left = f"it may still be applied: {describe(item.data)}"
+            self.rollback_failed.append(
+                f"{item.record['kind']} on {item.record['target']} was not removed ({error}); "
+                f"{left}"
+            )
+        self._unremoved.clear()
 
     def _wait_until(
         self, arm: str, phase: str, origin: float, until: float, total: float, load: LoadRun
@@ -233,9 +271,7 @@ class Runner:
             elapsed = self.clock.now() - origin
             if elapsed >= until:
                 return
-            self.progress.update(arm, phase, elapsed, total,
-                                 float(load.progress.requests_last_second),
-                                 float(load.progress.failures_total))  # fmt: skip
+            self.progress.update(arm, phase, elapsed, total, load.progress)
             self.clock.sleep(min(1.0, until - elapsed))
 
     def _wait_fault(
@@ -267,9 +303,7 @@ class Runner:
                               f"{observed} at {elapsed:.1f} s")  # fmt: skip
                     log.warning("fault.aborted", arm=arm_name, reason=reason)
                     return reason
-            self.progress.update(arm_name, "fault", elapsed, total,
-                                 float(load.progress.requests_last_second),
-                                 float(load.progress.failures_total))  # fmt: skip
+            self.progress.update(arm_name, "fault", elapsed, total, load.progress)
             self.clock.sleep(min(0.5, until - elapsed))
 
     # Figures and verdicts -----------------------------------------------------------------------

@@ -65,6 +65,15 @@ class FaultKind(Protocol):
         ...
 
 
+def holder_gone(data: JournalData) -> bool:
+    """Tell whether the process that held a journaled fault has stopped, taking it along."""
+    from harness.faults import FAULT_KINDS
+
+    kind = FAULT_KINDS.get(str(data.get("kind")))
+    check = getattr(kind, "holder_gone", None)
+    return bool(check(data)) if check is not None else False
+
+
 def remove_journaled(data: JournalData) -> None:
     """Remove a fault from its journal data alone, so a later process can roll it back."""
     from harness.faults import FAULT_KINDS, Removable

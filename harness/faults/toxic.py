@@ -11,6 +11,7 @@ from harness import net
 from harness.errors import FaultError, InvalidInput
 from harness.faults.base import FaultContext, FaultSpec, JournalData
 from harness.platforms.local import proxy_name
+from harness.platforms.processes import process_start_time
 from harness.stack import Stack
 
 log = structlog.get_logger(__name__)
@@ -67,7 +68,10 @@ class ToxicFault:
     def prepare(self, spec: FaultSpec, context: FaultContext) -> JournalData:
         """Name the toxic and record where it will live."""
         assert spec.link is not None and spec.toxic is not None
+        holder = context.platform.toxiproxy_process()
         return {
+            "holder_pid": holder[0] if holder else None,
+            "holder_start": holder[1] if holder else None,
             "kind": self.name,
             "toxiproxy": context.platform.toxiproxy(),
             "proxy": proxy_name(spec.link),
@@ -105,6 +109,13 @@ class ToxicFault:
         if response.status_code != 200:
             return False
         return any(t.get("name") == data["toxic"] for t in response.json())
+
+    def holder_gone(self, data: JournalData) -> bool:
+        """Tell whether the fault proxy process that held the toxic has stopped."""
+        pid, start = data.get("holder_pid"), data.get("holder_start")
+        if not isinstance(pid, int) or not isinstance(start, int):
+            return False
+        return process_start_time(pid) != start
 
     def remove(self, data: JournalData) -> None:
         """Delete the toxic; a toxic or proxy already gone counts as removed."""

@@ -10,8 +10,10 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.platforms.processes import LOOPBACK
+from harness.platforms.processes import LOOPBACK, ProcessRecord, process_start_time, stop
 from harness.timeline import RequestRecord
+
+LOAD_PID_FILE = "load.json"
 
 # Far above any experiment's rate; it only stops a runaway loop.
 MAX_REQUESTS_PER_SECOND = 2000
@@ -22,8 +24,16 @@ class LoadProgress:
     """The worker's last progress line."""
 
     requests_last_second: int = 0
-    failures_total: int = 0
+    failures_last_second: int = 0
+    p95_last_second: float | None = None
     users: int = 0
+
+    @property
+    def error_rate(self) -> float | None:
+        """Return the error rate of the last second, or None without requests."""
+        if not self.requests_last_second:
+            return None
+        return self.failures_last_second / self.requests_last_second
 
 
 @dataclass
@@ -37,6 +47,7 @@ class LoadRun:
     duration: float
     records_path: Path
     seed: int
+    state_dir: Path
     progress: LoadProgress = field(default_factory=LoadProgress)
     _proc: subprocess.Popen[str] | None = None
     _reader: threading.Thread | None = None
@@ -58,6 +69,9 @@ class LoadRun:
             argv, stdout=subprocess.PIPE, stderr=log, text=True, env=env, start_new_session=True
         )
         log.close()
+        start_time = process_start_time(self._proc.pid) or 0
+        record = ProcessRecord("load", "locust", self._proc.pid, start_time, None, log.name)
+        self.pid_file.write_text(json.dumps(record.to_json()))
         self._reader = threading.Thread(target=self._read_progress, daemon=True)
         self._reader.start()
 
@@ -68,9 +82,11 @@ class LoadRun:
                 data = json.loads(line)
             except json.JSONDecodeError:
                 continue
+            p95 = data.get("p95")
             self.progress = LoadProgress(
                 int(data.get("requests", 0)),
-                int(data.get("failures_total", 0)),
+                int(data.get("failures", 0)),
+                float(p95) if p95 is not None else None,
                 int(data.get("users", 0)),
             )
 
@@ -82,16 +98,26 @@ class LoadRun:
         except subprocess.TimeoutExpired:
             self.stop()
 
+    @property
+    def pid_file(self) -> Path:
+        """Return where the worker's pid is kept while it runs."""
+        return self.state_dir / LOAD_PID_FILE
+
+    def running(self) -> bool:
+        """Tell whether the worker process is still running."""
+        return self._proc is not None and self._proc.poll() is None
+
     def stop(self) -> None:
         """Stop the worker: SIGTERM, then SIGKILL after a grace time."""
-        if self._proc is None or self._proc.poll() is not None:
-            return
-        self._proc.terminate()
-        try:
-            self._proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            self._proc.kill()
-            self._proc.wait(timeout=5)
+        if self.running():
+            assert self._proc is not None
+            self._proc.terminate()
+            try:
+                self._proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait(timeout=5)
+        self.pid_file.unlink(missing_ok=True)
 
     def records(self) -> list[RequestRecord]:
         """Read every request record the worker wrote."""
@@ -106,3 +132,19 @@ class LoadRun:
             result.append(RequestRecord(float(start), str(name), float(response_ms), bool(ok),
                                         int(status)))  # fmt: skip
         return result
+
+
+def stop_stray_load(state_dir: Path) -> bool:
+    """Stop a Locust worker left by a run that was killed; return whether one was running."""
+    path = state_dir / LOAD_PID_FILE
+    if not path.exists():
+        return False
+    try:
+        record = ProcessRecord(**json.loads(path.read_text()))
+    except (ValueError, TypeError):
+        path.unlink(missing_ok=True)
+        return False
+    was_running = process_start_time(record.pid) == record.start_time
+    stop(record)
+    path.unlink(missing_ok=True)
+    return was_running

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import random
 import signal
 import sys
@@ -45,6 +46,9 @@ def main(argv: list[str] | None = None) -> int:
     out = args.records.open("w", buffering=1)
     pending: list[list[Any]] = []
     totals = {"requests": 0, "failures": 0}
+    # Response times and failures completed since the last progress line.
+    second: list[float] = []
+    second_failures = [0]
 
     def on_request(
         name: str,
@@ -59,8 +63,10 @@ def main(argv: list[str] | None = None) -> int:
         pending.append([round(started, 4), name, round(response_time, 3), exception is None,
                         status])  # fmt: skip
         totals["requests"] += 1
+        second.append(response_time)
         if exception is not None:
             totals["failures"] += 1
+            second_failures[0] += 1
         if totals["requests"] == args.max_requests:
             gevent.spawn(runner.quit)
 
@@ -72,19 +78,20 @@ def main(argv: list[str] | None = None) -> int:
         pending.clear()
 
     def report_every_second() -> None:
-        last = 0
         while True:
             gevent.sleep(1.0)
             flush()
-            done = totals["requests"]
+            ordered = sorted(second)
             progress = {
                 "t": time.time(),
-                "requests": done - last,
-                "failures_total": totals["failures"],
+                "requests": len(ordered),
+                "failures": second_failures[0],
+                "p95": ordered[max(math.ceil(0.95 * len(ordered)) - 1, 0)] if ordered else None,
                 "users": runner.user_count,
             }
+            second.clear()
+            second_failures[0] = 0
             print(json.dumps(progress), flush=True)
-            last = done
 
     gevent.signal_handler(signal.SIGTERM, lambda: gevent.spawn(runner.quit))
     reporter = gevent.spawn(report_every_second)

@@ -75,8 +75,20 @@ class Platform(Protocol):
         """Replace the instances of a service with another version."""
         ...
 
+    def audit(self) -> list[str]:
+        """Return what the last down left behind; empty when nothing is."""
+        ...
+
+    def toxics_left(self) -> list[str]:
+        """Return every toxic still on a proxy of the fault proxy."""
+        ...
+
     def endpoint(self, service: str) -> str:
         """Return the base URL of a service, reachable from the load generator."""
+        ...
+
+    def toxiproxy_process(self) -> tuple[int, int] | None:
+        """Return the pid and start time of the fault proxy process, if this platform runs it."""
         ...
 
     def toxiproxy(self) -> str:

@@ -22,6 +22,7 @@ from harness.platforms.processes import (
     free_port,
     http_ok,
     is_ours,
+    port_listening,
     signal_ours,
     spawn,
     stop,
@@ -150,11 +151,33 @@ class LocalPlatform:
 
     def down(self) -> None:
         """Stop every recorded process that is still ours, newest first."""
-        for record in reversed(self.records()):
+        self._stopped = self.records()
+        for record in reversed(self._stopped):
             stop(record)
             log.info("instance.stopped", service=record.service, instance=record.name)
         if self.state_file.exists():
             self.state_file.unlink()
+
+    def audit(self) -> list[str]:
+        """Return what the last down left behind: live processes or ports still listening."""
+        leaks: list[str] = []
+        for record in getattr(self, "_stopped", []):
+            if is_ours(record):
+                leaks.append(f"process {record.name} (pid {record.pid}) still running")
+            elif record.port is not None and port_listening(record.port):
+                leaks.append(f"port {record.port} of {record.name} still listening")
+        for record in self.records():
+            if is_ours(record):
+                leaks.append(f"process {record.name} (pid {record.pid}) still running")
+        return leaks
+
+    def toxics_left(self) -> list[str]:
+        """Return every toxic on any proxy of the fault proxy, as `proxy/toxic`."""
+        response = net.request("GET", f"{self.toxiproxy()}/proxies")
+        left: list[str] = []
+        for name, proxy in response.json().items():
+            left.extend(f"{name}/{toxic['name']}" for toxic in proxy.get("toxics", []))
+        return left
 
     # Starting each kind ----------------------------------------------------------------------
 
@@ -378,6 +401,13 @@ class LocalPlatform:
         if port is None:
             raise HarnessError(f"service {service!r} is not running; run `harness up` first")
         return f"http://{LOOPBACK}:{port}"
+
+    def toxiproxy_process(self) -> tuple[int, int] | None:
+        """Return the pid and start time of the fault proxy process."""
+        for record in self.records():
+            if record.service == TOXIPROXY_SERVICE and is_ours(record):
+                return record.pid, record.start_time
+        return None
 
     def toxiproxy(self) -> str:
         """Return the base URL of the fault proxy API."""

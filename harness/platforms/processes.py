@@ -44,6 +44,13 @@ def free_port() -> int:
         return port
 
 
+def port_listening(port: int) -> bool:
+    """Tell whether something accepts TCP connections on 127.0.0.1:port."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex((LOOPBACK, port)) == 0
+
+
 def process_start_time(pid: int) -> int | None:
     """Return the start time of a process in clock ticks since boot, or None if it is gone."""
     try:
