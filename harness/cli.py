@@ -310,6 +310,29 @@ def gameday(
 
 
 @app.command()
+def report(
+    run_dir: Annotated[Path, typer.Argument(help="A run folder such as results/latest.")] = Path(
+        "results/latest"
+    ),
+) -> None:
+    """Print a finished run's summary and write its JUnit and HTML reports again."""
+    from harness.report.console import print_summary
+    from harness.report.html import write_html
+    from harness.report.json_report import load_result
+    from harness.report.junit import write_junit
+
+    path = run_dir / "result.json"
+    try:
+        result = load_result(path)
+    except (OSError, ValueError, KeyError) as exc:
+        raise InvalidInput(f"{path}: cannot read a run result: {exc}") from None
+    write_junit(result, run_dir / "junit.xml")
+    write_html(result, run_dir / "report.html")
+    print_summary(result, console, run_dir)
+    raise typer.Exit(result["exit_code"])
+
+
+@app.command()
 def validate(
     path: Annotated[Path, typer.Argument(help="Experiment file to check.")],
 ) -> None:

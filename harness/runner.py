@@ -74,6 +74,7 @@ class _Applied:
     spec: FaultSpec
     data: JournalData
     record: FaultRecord
+    removal_tried: bool = False
 
 
 @dataclass
@@ -149,6 +150,7 @@ class Runner:
         self.platform.up(variant)
         load: LoadRun | None = None
         applied: list[_Applied] = []
+        origin = self.clock.now()
         abort_reason: str | None = None
         try:
             load = LoadRun(
@@ -168,7 +170,7 @@ class Runner:
             fault_start = self.clock.now() - origin
             try:
                 for index, spec in enumerate(experiment.arm_faults(arm_name)):
-                    applied.append(self._apply(spec, index, run_id, arm_name, origin))
+                    self._apply(spec, index, run_id, arm_name, origin, applied)
                 bound.info("phase.fault", faults=len(applied))
                 abort_reason = self._wait_fault(
                     experiment, arm_name, origin, fault_start, phases.baseline + phases.fault,
@@ -189,7 +191,10 @@ class Runner:
             result["aborted"] = abort_reason
             verdicts = self._evaluate(experiment, arm_name, result, records, origin)
         finally:
-            self._stop_and_audit(load, arm_name, run_id)
+            with _signals_deferred():
+                # Catches a fault whose removal a signal skipped at the edge of the inner finally.
+                self._remove_all(applied, run_id, origin)
+                self._stop_and_audit(load, arm_name, run_id)
         bound.info("arm.finished", verdicts=[h["verdict"] for h in verdicts])
         return result, verdicts
 
@@ -214,8 +219,14 @@ class Runner:
             self.rollback_failed.append(f"leak after arm {arm_name}: {leak}")
 
     def _apply(
-        self, spec: FaultSpec, index: int, run_id: str, arm_name: str, origin: float
-    ) -> _Applied:
+        self,
+        spec: FaultSpec,
+        index: int,
+        run_id: str,
+        arm_name: str,
+        origin: float,
+        applied: list[_Applied],
+    ) -> None:
         kind = FAULT_KINDS[spec.kind]
         context = FaultContext(self.platform, run_id, index)
         data = kind.prepare(spec, context)
@@ -229,8 +240,10 @@ class Runner:
             took_effect=False,
             removal_error=None,
         )
-        applied = _Applied(fault_id, spec, data, record)
+        item = _Applied(fault_id, spec, data, record)
         self.journal.record_apply(run_id, fault_id, data)
+        # Tracked before it is applied, so an interrupt at any later point still removes it.
+        applied.append(item)
         kind.apply(spec, data)
         record["applied_at"] = self.clock.now() - origin
         record["took_effect"] = kind.took_effect(spec, data)
@@ -238,12 +251,14 @@ class Runner:
                  attributes=record["attributes"], took_effect=record["took_effect"])  # fmt: skip
         if not record["took_effect"]:
             raise FaultError(f"fault {record['kind']} on {record['target']} did not take effect")
-        return applied
 
     def _remove_all(self, applied: list[_Applied], run_id: str, origin: float) -> None:
         # A signal during rollback must not cut it short.
         with _signals_deferred():
             for item in reversed(applied):
+                if item.removal_tried:
+                    continue
+                item.removal_tried = True
                 error = self.journal.remove(run_id, item.fault_id, item.data)
                 item.record["removed_at"] = self.clock.now() - origin
                 if error is not None:
@@ -434,18 +449,23 @@ def _signals_raise_interrupted() -> Iterator[None]:
     """Turn the first SIGINT or SIGTERM into Interrupted; later ones only log."""
 
     def handler(signum: int, frame: FrameType | None) -> None:
-        if getattr(_state, "deferred", False) or getattr(_state, "interrupted", False):
-            log.warning("signal.deferred", signal=signal.Signals(signum).name,
-                        reason="rollback in progress")  # fmt: skip
+        name = signal.Signals(signum).name
+        if getattr(_state, "interrupted", False):
+            log.warning("signal.ignored", signal=name, reason="rollback in progress")
+            return
+        if getattr(_state, "deferred", False):
+            log.warning("signal.deferred", signal=name, reason="rollback in progress")
+            _state.pending = name
             return
         _state.interrupted = True
-        raise Interrupted(signal.Signals(signum).name)
+        raise Interrupted(name)
 
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
     _state.interrupted = False
+    _state.pending = None
     for signum in previous:
         signal.signal(signum, handler)
     try:
@@ -457,9 +477,17 @@ def _signals_raise_interrupted() -> Iterator[None]:
 
 @contextmanager
 def _signals_deferred() -> Iterator[None]:
-    """Keep signals from interrupting the block; they are logged and dropped."""
-    _state.deferred = True
+    """Hold back SIGINT and SIGTERM until the block ends, then raise Interrupted."""
+    depth = getattr(_state, "deferred", 0)
+    _state.deferred = depth + 1
     try:
         yield
     finally:
-        _state.deferred = False
+        _state.deferred = depth
+    if depth:
+        return
+    pending = getattr(_state, "pending", None)
+    if pending is not None and not getattr(_state, "interrupted", False):
+        _state.pending = None
+        _state.interrupted = True
+        raise Interrupted(pending)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import time
 from urllib.parse import quote
 
 import requests
 import structlog
+from prometheus_client.parser import text_string_to_metric_families
 
 from harness import net
 from harness.errors import FaultError, InvalidInput
@@ -27,6 +29,28 @@ TOXIC_ATTRIBUTES: dict[str, dict[str, float]] = {
     "limit_data": {"bytes": 2**40},
     "noop": {},
 }
+
+
+EFFECT_TIMEOUT_S = 3.0
+
+
+def _activations(toxiproxy: str, proxy: str, toxic: str) -> float | None:
+    """Return the toxic's activation count from the proxy's metrics, or None without them."""
+    try:
+        response = net.request("GET", f"{toxiproxy}/metrics", timeout=2.0)
+    except requests.RequestException:
+        return None
+    if response.status_code != 200:
+        return None
+    for family in text_string_to_metric_families(response.text):
+        if family.name != "toxiproxy_toxic_activations":
+            continue
+        for sample in family.samples:
+            labels = sample.labels
+            if labels.get("proxy") == proxy and labels.get("toxic") == toxic:
+                return float(sample.value)
+        return 0.0
+    return None
 
 
 class ToxicFault:
@@ -100,7 +124,12 @@ class ToxicFault:
             )
 
     def took_effect(self, spec: FaultSpec, data: JournalData) -> bool:
-        """Check that the proxy lists the toxic."""
+        """Check that the proxy lists the toxic and, where it exports metrics, that it acts.
+
+        Our fault proxy counts a toxic's activations on connections in `/metrics`; a toxic that
+        no connection picks up within EFFECT_TIMEOUT_S acts on no traffic. The Go server exports
+        no such metric by default, so there the listing alone decides.
+        """
         url = f"{data['toxiproxy']}/proxies/{quote(str(data['proxy']))}/toxics"
         try:
             response = net.request("GET", url)
@@ -108,7 +137,18 @@ class ToxicFault:
             return False
         if response.status_code != 200:
             return False
-        return any(t.get("name") == data["toxic"] for t in response.json())
+        if not any(t.get("name") == data["toxic"] for t in response.json()):
+            return False
+        deadline = time.monotonic() + EFFECT_TIMEOUT_S
+        while True:
+            activations = _activations(str(data["toxiproxy"]), str(data["proxy"]),
+                                       str(data["toxic"]))  # fmt: skip
+            if activations is None or activations > 0:
+                return True
+            if time.monotonic() >= deadline:
+                log.warning("fault.no_effect", proxy=data["proxy"], toxic=data["toxic"])
+                return False
+            time.sleep(0.05)
 
     def holder_gone(self, data: JournalData) -> bool:
         """Tell whether the fault proxy process that held the toxic has stopped."""

@@ -14,15 +14,17 @@ def write_junit(result: RunResult, path: Path) -> None:
 
     The suite is named after the experiment. Each hypothesis becomes a test case with the
     class name `<experiment>.<arm>`, failing when its verdict is fail. Faults that could not
-    be removed add one more failing case, named `rollback`.
-
-    NOTE: A fault that did not take effect fails the run's verdict but adds no test case, so
-    a CI job that reads only this file can miss that failure.
+    be removed add one more failing case, named `rollback`, and each fault that did not take
+    effect adds a failing case of its arm, so a CI job that reads only this file sees them.
     """
     experiment = result["experiment"]
     cases = [_hypothesis_case(experiment, hypothesis) for hypothesis in result["hypotheses"]]
     if result["rollback_failed"]:
         cases.append(_rollback_case(experiment, result["rollback_failed"]))
+    for arm_name, arm in result["arms"].items():
+        for fault in arm["faults"]:
+            if not fault["took_effect"]:
+                cases.append(_no_effect_case(experiment, arm_name, fault["kind"], fault["target"]))
 
     failures = sum(1 for case in cases if case.find("failure") is not None)
     suite = ET.Element(
@@ -82,6 +84,14 @@ def _rollback_case(experiment: str, rollback_failed: list[str]) -> ET.Element:
     message = f"{len(rollback_failed)} fault(s) not removed: " + ", ".join(rollback_failed)
     failure = ET.SubElement(case, "failure", {"message": message, "type": "rollback"})
     failure.text = "\n".join(rollback_failed)
+    return case
+
+
+def _no_effect_case(experiment: str, arm: str, kind: str, target: str) -> ET.Element:
+    name = f"fault {kind} on {target} took effect"
+    case = ET.Element("testcase", {"classname": f"{experiment}.{arm}", "name": name})
+    message = f"fault {kind} on {target} did not take effect"
+    ET.SubElement(case, "failure", {"message": message, "type": "fault"})
     return case
 
 

@@ -11,6 +11,8 @@ import pytest
 
 from harness import net
 from harness.errors import TargetStartError
+from harness.faults import FAULT_KINDS, FaultContext, FaultSpec
+from harness.journal import Journal
 from harness.platforms.local import LocalPlatform
 from harness.platforms.processes import ProcessRecord, process_start_time, signal_ours, spawn
 from harness.stack import load_stack
@@ -105,3 +107,39 @@ def test_kill_pause_resume_instance(platform: LocalPlatform) -> None:
     while "api-1" in platform.instances("api") and time.monotonic() < deadline:
         time.sleep(0.05)
     assert platform.instances("api") == ["api-2", "api-3"]
+
+
+def _toxic_spec(toxic: str = "latency", **attributes: int) -> FaultSpec:
+    return FaultSpec(kind="toxic", link="api->payments", toxic=toxic, attributes=attributes)
+
+
+def test_toxic_without_traffic_has_no_effect(platform: LocalPlatform) -> None:
+    """A toxic that no connection picks up is reported as not taking effect."""
+    platform.up(_defaults(platform))
+    kind = FAULT_KINDS["toxic"]
+    spec = _toxic_spec(latency=100)
+    data = kind.prepare(spec, FaultContext(platform, "test", 0))
+    kind.apply(spec, data)
+    assert kind.took_effect(spec, data) is False
+
+
+def test_toxic_with_traffic_takes_effect_and_is_removed(platform: LocalPlatform) -> None:
+    """With checkouts flowing the toxic takes effect; the journal removes it again."""
+    platform.up(_defaults(platform))
+    kind = FAULT_KINDS["toxic"]
+    spec = _toxic_spec(latency=200)
+    data = kind.prepare(spec, FaultContext(platform, "test", 0))
+    journal = Journal(platform.state_dir / "journal.jsonl")
+    journal.record_apply("test", "test/0", data)
+    kind.apply(spec, data)
+
+    edge = platform.endpoint("edge")
+    started = time.monotonic()
+    net.request("POST", f"{edge}/checkout", json={})
+    assert time.monotonic() - started >= 0.2
+    assert kind.took_effect(spec, data) is True
+    assert platform.toxics_left() == ["api_to_payments/harness_0_latency_downstream"]
+
+    assert journal.remove("test", "test/0", data) is None
+    assert platform.toxics_left() == []
+    assert journal.outstanding() == {}

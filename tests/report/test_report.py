@@ -387,3 +387,17 @@ def test_live_view_terminal_keeps_last_status() -> None:
 def test_status_line(error_rate: float | None, p95: float | None, expected: str) -> None:
     """The status line shows arm, phase, seconds, req/s, errors and p95, dashes for None."""
     assert format_status("control", "fault", 12.0, 30.0, 118.25, error_rate, p95) == expected
+
+
+def test_junit_fault_without_effect_fails(run_result: RunResult, tmp_path: Path) -> None:
+    """A fault that did not take effect adds a failing testcase in its arm's class."""
+    run_result["arms"]["control"]["faults"][0]["took_effect"] = False
+    write_junit(run_result, tmp_path / "junit.xml")
+    suite = parse_junit(tmp_path)
+    cases = [case for case in suite.findall("testcase") if "took effect" in str(case.get("name"))]
+
+    assert len(cases) == 1
+    assert cases[0].get("classname") == "circuit-breaker.control"
+    failure = cases[0].find("failure")
+    assert failure is not None
+    assert "did not take effect" in str(failure.get("message"))
