@@ -187,7 +187,7 @@ def list_command() -> None:
             table.add_row(path.stem, "-", "-", f"[red]invalid: {exc}[/]")
             continue
         table.add_row(experiment.name, experiment.pattern, ", ".join(experiment.arms),
-                      experiment.description.strip().splitlines()[0])  # fmt: skip
+                      experiment.description.strip().split(". ")[0])  # fmt: skip
     console.print(table)
 
 
