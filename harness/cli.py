@@ -19,7 +19,7 @@ from harness.experiment import list_experiments, load_experiment, parse_experime
 from harness.journal import Journal
 from harness.load.runner import LoadProgress, stop_stray_load
 from harness.lock import is_locked, state_lock
-from harness.platforms.local import LocalPlatform
+from harness.platforms.local import LocalPlatform, UpOptions
 from harness.runner import Interrupted, Progress, Runner
 from harness.safety import allow_targets
 from harness.stack import load_stack
@@ -50,6 +50,15 @@ Leftovers = Annotated[
     typer.Option(
         envvar="HARNESS_LEFTOVERS",
         help="What to do with target processes a killed run left: stop, or adopt (keep them).",
+    ),
+]
+DataRows = Annotated[
+    int | None,
+    typer.Option(
+        envvar="HARNESS_DATA_ROWS",
+        min=100,
+        max=5_000_000,
+        help="Rows of seed data in the orders table; default: the experiment's.",
     ),
 ]
 AllowTarget = Annotated[
@@ -227,6 +236,7 @@ def run(
     log_level: LogLevel = "warning",
     leftovers: Leftovers = "stop",
     allow_target: AllowTarget = [],  # noqa: B006 - typer reads the default, never mutates it
+    data_rows: DataRows = None,
 ) -> None:
     """Run one experiment, write its reports and exit with its verdict."""
     _configure_logging(log_level)
@@ -235,7 +245,7 @@ def run(
     load_experiment(name, stack)
     target = _platform(platform, state_dir)
     with state_lock(state_dir):
-        code = _run_one(name, seed, target, state_dir, results_dir, leftovers)
+        code = _run_one(name, seed, target, state_dir, results_dir, leftovers, data_rows)
     raise typer.Exit(code)
 
 
@@ -246,11 +256,17 @@ def _run_one(
     state_dir: Path,
     results_dir: Path,
     leftovers: str,
+    data_rows: int | None = None,
 ) -> int:
     from harness.report import write_reports
     from harness.report.console import LiveView, print_summary
 
     experiment = load_experiment(name, target.stack)
+    target.options = UpOptions(
+        services=experiment.services,
+        seed=seed if seed is not None else experiment.seed,
+        data_rows=data_rows or experiment.data.rows,
+    )
     left = _reconcile(state_dir)
     if left:
         errors.print("harness: error: faults of an earlier run are still applied; see above")

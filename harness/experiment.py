@@ -118,6 +118,14 @@ class Hypothesis(BaseModel):
     abort: bool = False
 
 
+class DataSpec(BaseModel):
+    """Seed data of the database services."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    rows: int = Field(default=10_000, ge=100, le=5_000_000)
+
+
 class Experiment(BaseModel):
     """An experiment file."""
 
@@ -127,6 +135,8 @@ class Experiment(BaseModel):
     description: str
     pattern: str
     seed: int = Field(default=42, ge=0, le=2**31 - 1)
+    services: list[str] = []
+    data: DataSpec = DataSpec()
     load: LoadProfile
     phases: Phases
     faults: list[FaultSpec] = Field(min_length=1)
@@ -163,6 +173,15 @@ def _short(value: object) -> str:
 
 def _check_cross_references(experiment: Experiment, stack: Stack, where: str) -> None:
     """Check what pydantic cannot: arms, links, settings, hypotheses against probes."""
+    for index, service in enumerate(experiment.services):
+        spec = stack.services.get(service)
+        if spec is None or not spec.optional:
+            known = ", ".join(n for n, s in stack.services.items() if s.optional)
+            raise InvalidInput(
+                f"{where}: field services[{index}]: {service!r} is not an optional service; "
+                f"known: {known}"
+            )
+    running = stack.running_services(experiment.services)
     for required in REQUIRED_ARMS:
         if required not in experiment.arms:
             raise InvalidInput(
@@ -189,6 +208,12 @@ def _check_cross_references(experiment: Experiment, stack: Stack, where: str) ->
                     f"known: {known}"
                 )
             kind.check(fault, stack, f"{where}: field {field}")
+            for service in kind.services(fault):
+                if service not in running:
+                    raise InvalidInput(
+                        f"{where}: field {field}: service {service!r} is not running in this "
+                        "experiment; add it under services"
+                    )
 
     for name, probe in experiment.probes.items():
         if name in thresholds.CLIENT_METRICS:

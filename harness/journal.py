@@ -15,6 +15,7 @@ from typing import Literal, TypedDict
 import structlog
 
 from harness.faults.base import JournalData, holder_gone, remove_journaled
+from harness.platforms.base import Platform
 
 log = structlog.get_logger(__name__)
 
@@ -86,12 +87,14 @@ class Journal:
                 open_faults.pop(entry["fault_id"], None)
         return open_faults
 
-    def remove(self, run_id: str, fault_id: str, data: JournalData) -> str | None:
+    def remove(
+        self, run_id: str, fault_id: str, data: JournalData, platform: Platform | None = None
+    ) -> str | None:
         """Remove a fault with bounded retries; return None, or the last error."""
         error: str | None = None
         for attempt in range(1, REMOVE_ATTEMPTS + 1):
             try:
-                remove_journaled(data)
+                remove_journaled(data, platform)
             except Exception as exc:
                 error = f"{type(exc).__name__}: {exc}"
                 log.warning("fault.remove_failed", fault_id=fault_id, attempt=attempt,

@@ -259,7 +259,7 @@ class Runner:
                 if item.removal_tried:
                     continue
                 item.removal_tried = True
-                error = self.journal.remove(run_id, item.fault_id, item.data)
+                error = self.journal.remove(run_id, item.fault_id, item.data, self.platform)
                 item.record["removed_at"] = self.clock.now() - origin
                 if error is not None:
                     item.record["removal_error"] = error

@@ -54,10 +54,13 @@ class Service(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    kind: Literal["asgi", "nginx", "prometheus"]
+    kind: Literal["asgi", "nginx", "prometheus", "redis", "postgres", "exporter"]
     app: str | None = None
     upstream: str | None = None
+    role: Literal["primary", "replica"] | None = None
+    primary: str | None = None
     instances: int = 1
+    optional: bool = False
     settings: dict[str, Setting] = {}
 
 
@@ -66,8 +69,18 @@ class Link(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    env: str
-    scheme: Literal["http", "tcp"] = "http"
+    env: str | None = None
+    scheme: Literal["http", "tcp", "redis", "postgres"] = "http"
+
+    def address(self, host: str, port: int) -> str:
+        """Return how a client of this link names its far end."""
+        if self.scheme == "http":
+            return f"http://{host}:{port}"
+        if self.scheme == "redis":
+            return f"redis://{host}:{port}/0"
+        if self.scheme == "postgres":
+            return f"postgresql://postgres@{host}:{port}/postgres"
+        return f"{host}:{port}"
 
     @staticmethod
     def ends(name: str) -> tuple[str, str]:
@@ -83,6 +96,18 @@ class Stack(BaseModel):
 
     services: dict[str, Service]
     links: dict[str, Link]
+
+    def running_services(self, requested: list[str]) -> list[str]:
+        """Return the services a target runs: every required one plus the requested optional
+        ones, with the primaries of requested replicas and the exporter for data services."""
+        wanted = set(requested)
+        for name in list(wanted):
+            primary = self.services[name].primary
+            if primary is not None:
+                wanted.add(primary)
+        if any(self.services[name].kind in ("redis", "postgres") for name in wanted):
+            wanted |= {n for n, s in self.services.items() if s.kind == "exporter"}
+        return [n for n, s in self.services.items() if not s.optional or n in wanted]
 
     def resolve_settings(
         self, overrides: dict[str, dict[str, object]], where: str

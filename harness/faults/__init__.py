@@ -5,20 +5,26 @@ from __future__ import annotations
 from typing import Protocol, runtime_checkable
 
 from harness.faults.base import FaultContext, FaultKind, FaultSpec, JournalData
+from harness.faults.instance import KillFault, PauseFault
+from harness.faults.replica_lag import ReplicaLagFault
 from harness.faults.toxic import ToxicFault
+from harness.platforms.base import Platform
 
 
 @runtime_checkable
 class Removable(Protocol):
     """A fault kind that can be removed from its journal data alone."""
 
-    def remove(self, data: JournalData) -> None:
-        """Remove the fault."""
+    def remove(self, data: JournalData, platform: Platform | None = None) -> None:
+        """Remove the fault, through the platform when one is given."""
         ...
 
 
 FAULT_KINDS: dict[str, FaultKind] = {
     ToxicFault.name: ToxicFault(),
+    PauseFault.name: PauseFault(),
+    KillFault.name: KillFault(),
+    ReplicaLagFault.name: ReplicaLagFault(),
 }
 
 __all__ = ["FAULT_KINDS", "FaultContext", "FaultKind", "FaultSpec", "JournalData", "Removable"]

@@ -48,6 +48,10 @@ class FaultKind(Protocol):
         """Raise InvalidInput if the spec does not fit this kind or the stack."""
         ...
 
+    def services(self, spec: FaultSpec) -> list[str]:
+        """Return the services the fault needs running."""
+        ...
+
     def describe(self, spec: FaultSpec) -> str:
         """Return what the fault acts on, for logs and reports (a link or an instance)."""
         ...
@@ -74,11 +78,11 @@ def holder_gone(data: JournalData) -> bool:
     return bool(check(data)) if check is not None else False
 
 
-def remove_journaled(data: JournalData) -> None:
-    """Remove a fault from its journal data alone, so a later process can roll it back."""
+def remove_journaled(data: JournalData, platform: Platform | None = None) -> None:
+    """Remove a fault from its journal data, so a later process can roll it back too."""
     from harness.faults import FAULT_KINDS, Removable
 
     kind = FAULT_KINDS.get(str(data.get("kind")))
     if not isinstance(kind, Removable):
         raise ValueError(f"journal entry of unknown fault kind {data.get('kind')!r}")
-    kind.remove(data)
+    kind.remove(data, platform)

@@ -12,9 +12,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from harness import net
 from harness.errors import FaultError, InvalidInput
 from harness.faults.base import FaultContext, FaultSpec, JournalData
+from harness.platforms.base import Platform
 from harness.platforms.local import proxy_name
 from harness.platforms.processes import process_start_time
-from harness.stack import Stack
+from harness.stack import Link, Stack
 
 log = structlog.get_logger(__name__)
 
@@ -84,6 +85,10 @@ class ToxicFault:
             raise InvalidInput(f"{where}.attributes.average_size: must be > 0 for slicer")
         if spec.instance is not None:
             raise InvalidInput(f"{where}.instance: a toxic acts on a link, not an instance")
+
+    def services(self, spec: FaultSpec) -> list[str]:
+        """Return both ends of the link."""
+        return list(Link.ends(spec.link or ""))
 
     def describe(self, spec: FaultSpec) -> str:
         """Return the link."""
@@ -157,7 +162,7 @@ class ToxicFault:
             return False
         return process_start_time(pid) != start
 
-    def remove(self, data: JournalData) -> None:
+    def remove(self, data: JournalData, platform: Platform | None = None) -> None:
         """Delete the toxic; a toxic or proxy already gone counts as removed."""
         proxy = quote(str(data["proxy"]))
         url = f"{data['toxiproxy']}/proxies/{proxy}/toxics/{quote(str(data['toxic']))}"

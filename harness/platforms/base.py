@@ -87,6 +87,18 @@ class Platform(Protocol):
         """Return the base URL of a service, reachable from the load generator."""
         ...
 
+    def instance_process(self, instance: str) -> tuple[int, int] | None:
+        """Return the pid and start time of an instance's process, if it runs."""
+        ...
+
+    def instance_port(self, instance: str) -> int | None:
+        """Return the port an instance listens on, if it runs."""
+        ...
+
+    def restart(self, instance: str) -> None:
+        """Start a stopped or killed instance again with its port, settings and data."""
+        ...
+
     def toxiproxy_process(self) -> tuple[int, int] | None:
         """Return the pid and start time of the fault proxy process, if this platform runs it."""
         ...

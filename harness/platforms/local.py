@@ -8,13 +8,17 @@ import shutil
 import signal
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import psycopg
+import redis
 import requests
 import structlog
 
 from harness import net
 from harness.errors import HarnessError, TargetStartError
+from harness.platforms import postgres
 from harness.platforms.base import InstanceStatus, StackStatus, Variant
 from harness.platforms.processes import (
     LOOPBACK,
@@ -35,6 +39,15 @@ log = structlog.get_logger(__name__)
 REPO_ROOT = Path(__file__).resolve().parent.parent.parent
 START_TIMEOUT_S = 30.0
 TOXIPROXY_SERVICE = "toxiproxy"
+
+
+@dataclass
+class UpOptions:
+    """What an experiment asks of the target beyond service settings."""
+
+    services: list[str] = field(default_factory=list)
+    seed: int = 42
+    data_rows: int = 10_000
 
 
 def proxy_name(link: str) -> str:
@@ -60,9 +73,12 @@ class LocalPlatform:
 
     name = "local"
 
-    def __init__(self, state_dir: Path, stack: Stack | None = None) -> None:
+    def __init__(
+        self, state_dir: Path, stack: Stack | None = None, options: UpOptions | None = None
+    ) -> None:
         self.state_dir = state_dir
         self.stack = stack or load_stack()
+        self.options = options or UpOptions()
         self.logs = state_dir / "logs"
         self.state_file = state_dir / "state.json"
 
@@ -126,28 +142,43 @@ class LocalPlatform:
         self._save(state)
         self._add_record(state, self._start_toxiproxy(ports["toxiproxy"]))
 
-        for service_name, service in self.stack.services.items():
-            if service.kind != "asgi":
-                continue
-            env_links = self._links_into(service_name, ports, links, state)
-            for index in range(service.instances):
-                name = f"{service_name}-{index + 1}"
-                port = free_port()
-                ports[name] = port
-                record = self._start_asgi(service_name, name, port, variant, env_links)
+        running = self.wanted_services()
+        state["services"] = running
+        for service_name in running:
+            service = self.stack.services[service_name]
+            env_links = self._links_into(service_name, ports, links, state, running)
+            if service.kind == "asgi":
+                for index in range(service.instances):
+                    name = f"{service_name}-{index + 1}"
+                    port = free_port()
+                    ports[name] = port
+                    record = self._start_asgi(service_name, name, port, variant, env_links)
+                    self._add_record(state, record)
+                self._wait_instances(state, service_name)
+            elif service.kind == "redis":
+                ports[service_name] = free_port()
+                self._add_record(state, self._start_redis(service_name, ports[service_name]))
+            elif service.kind == "postgres":
+                ports[service_name] = free_port()
+                record = self._start_postgres(service_name, ports, variant)
                 self._add_record(state, record)
-            self._wait_instances(state, service_name)
-            self._create_link_proxies(service_name, ports, links, state)
-
-        for service_name, service in self.stack.services.items():
-            if service.kind == "nginx":
+            elif service.kind == "exporter":
+                ports[service_name] = free_port()
+                self._add_record(state, self._start_exporter(service_name, ports, running))
+            elif service.kind == "nginx":
                 ports[service_name] = free_port()
                 self._add_record(state, self._start_nginx(service_name, ports))
             elif service.kind == "prometheus":
                 ports[service_name] = free_port()
                 self._add_record(state, self._start_prometheus(service_name, ports))
+            self._save(state)
+            self._create_link_proxies(service_name, ports, links, state, running)
         self._save(state)
-        log.info("stack.up", services=list(self.stack.services), ports=ports)
+        log.info("stack.up", services=running, ports=ports)
+
+    def wanted_services(self) -> list[str]:
+        """Return the services to start for the current options."""
+        return self.stack.running_services(self.options.services)
 
     def down(self) -> None:
         """Stop every recorded process that is still ours, newest first."""
@@ -201,18 +232,19 @@ class LocalPlatform:
         ports: dict[str, int],
         links: dict[str, object],
         state: dict[str, object],
+        running: list[str],
     ) -> dict[str, str]:
         """Reserve a listen port for each link leaving a service and return its environment."""
         env: dict[str, str] = {}
         for link_name, link in self.stack.links.items():
-            link_client, _ = Link.ends(link_name)
-            if link_client != client:
+            link_client, link_server = Link.ends(link_name)
+            if link_client != client or link_server not in running:
                 continue
             # The server side may have created the link's proxy already; reuse its port.
             listen = ports.get(f"link:{link_name}") or free_port()
             ports[f"link:{link_name}"] = listen
-            prefix = "http://" if link.scheme == "http" else ""
-            env[link.env] = f"{prefix}{LOOPBACK}:{listen}"
+            if link.env:
+                env[link.env] = link.address(LOOPBACK, listen)
         self._save(state)
         return env
 
@@ -222,15 +254,16 @@ class LocalPlatform:
         ports: dict[str, int],
         links: dict[str, object],
         state: dict[str, object],
+        running: list[str],
     ) -> None:
         """Create the proxies of every link whose server side is this service."""
         for link_name in self.stack.links:
-            _, link_server = Link.ends(link_name)
-            if link_server != server:
+            link_client, link_server = Link.ends(link_name)
+            if link_server != server or link_client not in running:
                 continue
             listen = ports.get(f"link:{link_name}") or free_port()
             ports[f"link:{link_name}"] = listen
-            upstream = ports[f"{server}-1"]
+            upstream = ports.get(f"{server}-1") or ports[server]
             body = {
                 "name": proxy_name(link_name),
                 "listen": f"{LOOPBACK}:{listen}",
@@ -277,6 +310,60 @@ class LocalPlatform:
                 url = f"http://{LOOPBACK}:{record.port}/health"
                 wait_until(record, http_ok(url), START_TIMEOUT_S, "GET /health")
 
+    def _start_redis(self, service: str, port: int) -> ProcessRecord:
+        binary = shutil.which("redis-server") or "/usr/bin/redis-server"
+        argv = [binary, "--bind", LOOPBACK, "--port", str(port), "--save", "", "--appendonly",
+                "no", "--protected-mode", "yes", "--daemonize", "no", "--loglevel", "warning",
+                "--dir", str(self.state_dir / "run")]  # fmt: skip
+        record = spawn(service, f"{service}-1", argv, self.logs / f"{service}.log", port=port)
+
+        def pings() -> bool:
+            try:
+                return bool(redis.Redis(host=LOOPBACK, port=port, socket_timeout=1).ping())
+            except redis.RedisError:
+                return False
+
+        wait_until(record, pings, START_TIMEOUT_S, "PING")
+        return record
+
+    def _start_postgres(
+        self, service: str, ports: dict[str, int], variant: Variant
+    ) -> ProcessRecord:
+        spec = self.stack.services[service]
+        data = self.state_dir / "pg" / service
+        name = f"{service}-1"
+        if spec.role == "replica":
+            assert spec.primary is not None
+            link = ports[f"link:{service}->{spec.primary}"]
+            postgres.basebackup(data, link, self.logs)
+            postgres.point_replica(data, link)
+        else:
+            cached = postgres.cached_primary(
+                self.state_dir / "pgcache", self.options.seed, self.options.data_rows, self.logs
+            )
+            postgres.copy_data(cached, data)
+        record = postgres.start(data, ports[service], name, self.logs / f"{name}.log")
+        settings = variant.get(service, {})
+        if settings.get("index"):
+            postgres.execute(ports[service], postgres.INDEX_SQL)
+        return record
+
+    def _start_exporter(
+        self, service: str, ports: dict[str, int], running: list[str]
+    ) -> ProcessRecord:
+        argv = [sys.executable, "-m", "harness.observe.exporter", "--port", str(ports[service])]
+        for name in running:
+            kind = self.stack.services[name].kind
+            if kind == "postgres":
+                argv += ["--postgres", f"{name}={ports[name]}"]
+            elif kind == "redis":
+                argv += ["--redis", f"{name}={ports[name]}"]
+        record = spawn(service, f"{service}-1", argv, self.logs / f"{service}.log",
+                       port=ports[service], cwd=REPO_ROOT)  # fmt: skip
+        wait_until(record, http_ok(f"http://{LOOPBACK}:{ports[service]}/metrics"),
+                   START_TIMEOUT_S, "GET /metrics")  # fmt: skip
+        return record
+
     def _start_nginx(self, service: str, ports: dict[str, int]) -> ProcessRecord:
         spec = self.stack.services[service]
         upstream = spec.upstream or "api"
@@ -310,7 +397,11 @@ class LocalPlatform:
     def _start_prometheus(self, service: str, ports: dict[str, int]) -> ProcessRecord:
         jobs: dict[str, list[str]] = {}
         for record in self.records():
-            if record.port is None or record.service in {"edge", "prometheus"}:
+            spec = self.stack.services.get(record.service)
+            scraped = record.service == TOXIPROXY_SERVICE or (
+                spec is not None and spec.kind in ("asgi", "exporter")
+            )
+            if record.port is None or not scraped:
                 continue
             jobs.setdefault(record.service, []).append(f"{LOOPBACK}:{record.port}")
         scrape = [
@@ -351,16 +442,32 @@ class LocalPlatform:
         for record in self.records():
             if not is_ours(record):
                 continue
-            healthy = False
-            if record.port is not None:
-                path = {"prometheus": "/-/ready", "toxiproxy": "/version"}.get(
-                    record.service, "/health"
-                )
-                healthy = http_ok(f"http://{LOOPBACK}:{record.port}{path}")()
+            healthy = self._healthy(record)
             status.instances.append(
                 InstanceStatus(record.service, record.name, record.pid, record.port, healthy)
             )
         return status
+
+    def _healthy(self, record: ProcessRecord) -> bool:
+        if record.port is None:
+            return False
+        spec = self.stack.services.get(record.service)
+        kind = spec.kind if spec is not None else record.service
+        if kind == "redis":
+            try:
+                return bool(redis.Redis(host=LOOPBACK, port=record.port, socket_timeout=1).ping())
+            except redis.RedisError:
+                return False
+        if kind == "postgres":
+            try:
+                postgres.execute(record.port, "SELECT 1")
+            except psycopg.Error:
+                return False
+            return True
+        path = {"prometheus": "/-/ready", "toxiproxy": "/version", "exporter": "/metrics"}.get(
+            kind, "/health"
+        )
+        return http_ok(f"http://{LOOPBACK}:{record.port}{path}")()
 
     def instances(self, service: str) -> list[str]:
         """Return the instance names of a service."""
@@ -402,6 +509,53 @@ class LocalPlatform:
             raise HarnessError(f"service {service!r} is not running; run `harness up` first")
         return f"http://{LOOPBACK}:{port}"
 
+    def instance_process(self, instance: str) -> tuple[int, int] | None:
+        """Return the pid and start time of an instance's process, if it runs."""
+        for record in self.records():
+            if record.name == instance and is_ours(record):
+                return record.pid, record.start_time
+        return None
+
+    def instance_port(self, instance: str) -> int | None:
+        """Return the port an instance listens on, if it runs."""
+        for record in self.records():
+            if record.name == instance and is_ours(record):
+                return record.port
+        return None
+
+    def restart(self, instance: str) -> None:
+        """Start an instance again on its port, with the arm's settings and its data folder."""
+        state = self._load()
+        records = [r for r in self.records() if r.name == instance]
+        if not records:
+            raise HarnessError(f"instance {instance!r} was never started on the local platform")
+        old = records[-1]
+        stop(old)
+        variant = state.get("variant", {})
+        assert isinstance(variant, dict)
+        service = self.stack.services[old.service]
+        assert old.port is not None
+        if service.kind == "asgi":
+            ports = state["ports"]
+            links = state["links"]
+            assert isinstance(ports, dict) and isinstance(links, dict)
+            env = self._links_into(old.service, ports, links, state, self.wanted_services())
+            record = self._start_asgi(old.service, instance, old.port, variant, env)
+            wait_until(record, http_ok(f"http://{LOOPBACK}:{old.port}/health"), START_TIMEOUT_S,
+                       "GET /health")  # fmt: skip
+        elif service.kind == "postgres":
+            data = self.state_dir / "pg" / old.service
+            record = postgres.start(data, old.port, instance, self.logs / f"{instance}.log")
+        elif service.kind == "redis":
+            record = self._start_redis(old.service, old.port)
+        else:
+            raise HarnessError(f"instance {instance!r} of kind {service.kind} cannot restart")
+        raw = state.get("records", [])
+        assert isinstance(raw, list)
+        state["records"] = [r for r in raw if r.get("name") != instance]
+        self._add_record(state, record)
+        log.info("instance.restarted", instance=instance, pid=record.pid)
+
     def toxiproxy_process(self) -> tuple[int, int] | None:
         """Return the pid and start time of the fault proxy process."""
         for record in self.records():
@@ -418,6 +572,11 @@ class LocalPlatform:
         return self.endpoint("prometheus")
 
     def sql(self, service: str, statement: str) -> list[tuple[object, ...]]:
-        """Run SQL on a database service."""
-        # TODO: the data tier (PostgreSQL) is not part of the local stack yet.
-        raise HarnessError(f"service {service!r} has no SQL interface on the local platform")
+        """Run one SQL statement on a PostgreSQL service, directly (not through a link)."""
+        spec = self.stack.services.get(service)
+        if spec is None or spec.kind != "postgres":
+            raise HarnessError(f"service {service!r} is not a PostgreSQL service")
+        port = self._ports().get(service)
+        if port is None:
+            raise HarnessError(f"service {service!r} is not running")
+        return postgres.execute(port, statement)
