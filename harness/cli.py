@@ -285,7 +285,7 @@ def _run_one(
             live.update(arm, phase, elapsed, total, rps, load.error_rate, load.p95_last_second)
 
         runner = Runner(target, target.stack, state_dir.resolve(), progress=Progress(show),
-                        seed=seed)  # fmt: skip
+                        seed=seed, data_rows=target.options.data_rows)  # fmt: skip
         result = runner.run(experiment, run_id)
     run_dir = write_reports(result, results_dir)
     print_summary(result, console, run_dir)

@@ -66,15 +66,23 @@ class LoadProfile(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    user_class: str
+    user_class: str | list[str]
     users: int = Field(ge=1, le=500)
     spawn_rate: float = Field(gt=0, le=500)
 
+    @property
+    def user_classes(self) -> list[str]:
+        """Return the user class names; Locust spreads users over them by their weights."""
+        return [self.user_class] if isinstance(self.user_class, str) else self.user_class
+
     @model_validator(mode="after")
     def _known_user_class(self) -> LoadProfile:
-        if self.user_class not in USER_CLASS_NAMES:
-            known = ", ".join(USER_CLASS_NAMES)
-            raise ValueError(f"unknown user_class {self.user_class!r}; known: {known}")
+        if not self.user_classes:
+            raise ValueError("user_class needs at least one name")
+        for name in self.user_classes:
+            if name not in USER_CLASS_NAMES:
+                known = ", ".join(USER_CLASS_NAMES)
+                raise ValueError(f"unknown user_class {name!r}; known: {known}")
         return self
 
 
@@ -87,21 +95,34 @@ class Arm(BaseModel):
     target: dict[str, dict[str, SettingValue]] = {}
     faults: list[FaultSpec] | None = None
     phases: Phases | None = None
+    load: LoadProfile | None = None
 
 
 class Probe(BaseModel):
-    """A server-side time series from Prometheus, or a ratio of two metrics of a phase."""
+    """A value per phase: a PromQL series, a client metric of one endpoint, or a ratio.
+
+    A ratio's parts are metric or probe names; `arm:name` reads the same phase of another arm.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
     promql: str | None = None
-    aggregation: Literal["increase", "max", "mean", "last"] = "increase"
+    aggregation: Literal["increase", "rate", "max", "mean", "last"] = "increase"
+    client: str | None = None
+    endpoint: str | None = None
     ratio: tuple[str, str] | None = None
 
     @model_validator(mode="after")
     def _one_source(self) -> Probe:
-        if (self.promql is None) == (self.ratio is None):
-            raise ValueError("give exactly one of promql or ratio")
+        sources = [self.promql, self.client, self.ratio]
+        if sum(source is not None for source in sources) != 1:
+            raise ValueError("give exactly one of promql, client or ratio")
+        if self.client is not None:
+            usable = sorted(thresholds.CLIENT_METRICS - thresholds.TIME_METRICS)
+            if self.client not in usable:
+                raise ValueError(f"client metric must be one of {', '.join(usable)}")
+            if self.endpoint is None:
+                raise ValueError("a client probe needs an endpoint")
         return self
 
 
@@ -148,6 +169,10 @@ class Experiment(BaseModel):
         """Return the faults of an arm: its own, or the experiment's."""
         own = self.arms[arm].faults
         return own if own is not None else self.faults
+
+    def arm_load(self, arm: str) -> LoadProfile:
+        """Return the load profile of an arm: its own, or the experiment's."""
+        return self.arms[arm].load or self.load
 
     def arm_phases(self, arm: str) -> Phases:
         """Return the phases of an arm: its own, or the experiment's."""
@@ -220,9 +245,12 @@ def _check_cross_references(experiment: Experiment, stack: Stack, where: str) ->
             raise InvalidInput(f"{where}: field probes.{name}: name taken by a client metric")
         if probe.ratio is not None:
             for part in probe.ratio:
-                if part not in thresholds.CLIENT_METRICS and part not in experiment.probes:
+                other, _, metric = part.rpartition(":")
+                if other and other not in experiment.arms:
+                    raise InvalidInput(f"{where}: field probes.{name}.ratio: unknown arm {other!r}")
+                if metric not in thresholds.CLIENT_METRICS and metric not in experiment.probes:
                     raise InvalidInput(
-                        f"{where}: field probes.{name}.ratio: unknown metric {part!r}"
+                        f"{where}: field probes.{name}.ratio: unknown metric {metric!r}"
                     )
 
     seen: set[str] = set()

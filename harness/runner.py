@@ -20,7 +20,7 @@ from harness.errors import ExitCode, FaultError, HarnessError
 from harness.experiment import Experiment, Hypothesis
 from harness.faults import FAULT_KINDS, FaultContext, FaultSpec, JournalData
 from harness.journal import Journal, describe
-from harness.load.runner import LoadProgress, LoadRun
+from harness.load.runner import LoadProgress, LoadRun, read_records
 from harness.observe.prometheus import PrometheusProbes
 from harness.platforms.base import Platform
 from harness.result import (
@@ -87,27 +87,28 @@ class Runner:
     clock: Clock = field(default_factory=SystemClock)
     progress: Progress = field(default_factory=Progress)
     seed: int | None = None
+    data_rows: int = 10_000
 
     def __post_init__(self) -> None:
         self.journal = Journal(self.state_dir / "journal.jsonl")
         self.rollback_failed: list[str] = []
         self._unremoved: list[_Applied] = []
+        self._endpoint_stats: dict[str, dict[int, PhaseStats]] = {}
 
     def run(self, experiment: Experiment, run_id: str) -> RunResult:
         """Run every arm in turn and evaluate the hypotheses."""
         started = datetime.now(UTC).isoformat()
         seed = self.seed if self.seed is not None else experiment.seed
         arms: dict[str, ArmResult] = {}
-        hypotheses: list[HypothesisResult] = []
         with _signals_raise_interrupted():
             for arm_name in experiment.arms:
-                arm, results = self._run_arm(experiment, arm_name, run_id, seed)
-                arms[arm_name] = arm
-                hypotheses.extend(results)
+                arms[arm_name] = self._run_arm(experiment, arm_name, run_id, seed)
                 if self.rollback_failed:
                     log.error("run.stopped", reason="rollback failed", arm=arm_name)
                     break
 
+        _add_ratio_probes(experiment, arms)
+        hypotheses = self._evaluate(experiment, arms)
         failed_effect = any(not f["took_effect"] for arm in arms.values() for f in arm["faults"])
         passed = all(h["verdict"] == "pass" for h in hypotheses) and not failed_effect
         if self.rollback_failed:
@@ -134,9 +135,7 @@ class Runner:
 
     # One arm -----------------------------------------------------------------------------------
 
-    def _run_arm(
-        self, experiment: Experiment, arm_name: str, run_id: str, seed: int
-    ) -> tuple[ArmResult, list[HypothesisResult]]:
+    def _run_arm(self, experiment: Experiment, arm_name: str, run_id: str, seed: int) -> ArmResult:
         arm = experiment.arms[arm_name]
         phases = experiment.arm_phases(arm_name)
         variant = self.stack.resolve_settings(
@@ -155,13 +154,14 @@ class Runner:
         try:
             load = LoadRun(
                 host=self.platform.endpoint("edge"),
-                user_class=experiment.load.user_class,
-                users=experiment.load.users,
-                spawn_rate=experiment.load.spawn_rate,
+                user_class=",".join(experiment.arm_load(arm_name).user_classes),
+                users=experiment.arm_load(arm_name).users,
+                spawn_rate=experiment.arm_load(arm_name).spawn_rate,
                 duration=phases.total,
                 records_path=run_dir / f"{arm_name}.records.jsonl",
                 seed=seed,
                 state_dir=self.state_dir,
+                data_rows=self.data_rows,
             )
             origin = self.clock.now()
             load.start()
@@ -182,21 +182,22 @@ class Runner:
 
             self._wait_until(arm_name, "recovery", origin, phases.total, phases.total, load)
             load.wait(timeout=30.0)
-            records = load.records()
+            records = load.records() + _spike_records(run_dir, arm_name)
             self.clock.sleep(SCRAPE_SETTLE_S)
             result = self._arm_result(
                 experiment, arm_name, variant, records, origin, phases.total,
                 Window(fault_start, fault_end), applied,
             )  # fmt: skip
             result["aborted"] = abort_reason
-            verdicts = self._evaluate(experiment, arm_name, result, records, origin)
+            self._endpoint_stats[arm_name] = _endpoint_stats(experiment, arm_name, result,
+                                                              records, origin)  # fmt: skip
         finally:
             with _signals_deferred():
                 # Catches a fault whose removal a signal skipped at the edge of the inner finally.
                 self._remove_all(applied, run_id, origin)
                 self._stop_and_audit(load, arm_name, run_id)
-        bound.info("arm.finished", verdicts=[h["verdict"] for h in verdicts])
-        return result, verdicts
+        bound.info("arm.finished")
+        return result
 
     def _stop_and_audit(self, load: LoadRun | None, arm_name: str, run_id: str) -> None:
         """Stop the load and the target, then record anything left behind as a leak."""
@@ -228,7 +229,9 @@ class Runner:
         applied: list[_Applied],
     ) -> None:
         kind = FAULT_KINDS[spec.kind]
-        context = FaultContext(self.platform, run_id, index)
+        context = FaultContext(self.platform, run_id, index, arm_name,
+                               self.state_dir / "runs" / run_id, self.state_dir,
+                               self.seed or 0)  # fmt: skip
         data = kind.prepare(spec, context)
         fault_id = f"{run_id}/{arm_name}/{index}"
         record = FaultRecord(
@@ -342,7 +345,7 @@ class Runner:
         phases: dict[str, PhaseStats] = {
             name: phase_stats(records, origin, window) for name, window in windows.items()
         }
-        self._add_probes(experiment, phases, origin)
+        self._add_probes(experiment, phases, origin, records)
         timeline = samples(records, origin, total)
         baseline = baseline_of(phases["baseline"])
         detect = time_to_detect(timeline, baseline, fault) if baseline else None
@@ -358,8 +361,19 @@ class Runner:
         )
 
     def _add_probes(
-        self, experiment: Experiment, phases: dict[str, PhaseStats], origin: float
+        self,
+        experiment: Experiment,
+        phases: dict[str, PhaseStats],
+        origin: float,
+        records: list[RequestRecord],
     ) -> None:
+        for stats in phases.values():
+            window = Window(stats["start"], stats["end"])
+            for name, probe in experiment.probes.items():
+                if probe.client is None:
+                    continue
+                scoped = phase_stats(records, origin, window, probe.endpoint)
+                stats["probes"][name] = _client_value(scoped, probe.client)
         promql = {n: p for n, p in experiment.probes.items() if p.promql is not None}
         if promql:
             client = PrometheusProbes(self.platform.prometheus())
@@ -370,34 +384,25 @@ class Runner:
                         probe.promql, probe.aggregation, origin + stats["start"],
                         origin + stats["end"],
                     )  # fmt: skip
-        for stats in phases.values():
-            for name, probe in experiment.probes.items():
-                if probe.ratio is None:
-                    continue
-                top = _phase_value(stats, probe.ratio[0])
-                bottom = _phase_value(stats, probe.ratio[1])
-                stats["probes"][name] = top / bottom if top is not None and bottom else None
 
     def _evaluate(
-        self,
-        experiment: Experiment,
-        arm_name: str,
-        arm: ArmResult,
-        records: list[RequestRecord],
-        origin: float,
+        self, experiment: Experiment, arms: dict[str, ArmResult]
     ) -> list[HypothesisResult]:
+        """Decide every hypothesis; one of an arm that did not run fails with no value."""
         probe_names = frozenset(experiment.probes)
         results: list[HypothesisResult] = []
-        for hypothesis in experiment.hypotheses:
-            if hypothesis.arm != arm_name:
-                continue
+        for index, hypothesis in enumerate(experiment.hypotheses):
             threshold = thresholds.parse(hypothesis.expression, probe_names)
-            observed = _observed(hypothesis, threshold.metric, arm, records, origin)
+            arm = arms.get(hypothesis.arm)
+            observed: float | None = None
+            if arm is not None:
+                scoped = self._endpoint_stats.get(hypothesis.arm, {}).get(index)
+                observed = _observed(hypothesis, threshold.metric, arm, scoped)
             verdict: Verdict = "pass" if threshold.holds(observed) else "fail"
             results.append(
                 HypothesisResult(
                     name=hypothesis.name,
-                    arm=arm_name,
+                    arm=hypothesis.arm,
                     phase=hypothesis.phase,
                     expression=hypothesis.expression,
                     observed=observed,
@@ -406,6 +411,14 @@ class Runner:
                 )
             )
         return results
+
+
+def _spike_records(run_dir: Path, arm_name: str) -> list[RequestRecord]:
+    """Read the records of the load spikes of an arm."""
+    records: list[RequestRecord] = []
+    for path in sorted(run_dir.glob(f"{arm_name}.spike*.records.jsonl")):
+        records.extend(read_records(path))
+    return records
 
 
 def _client_value(stats: PhaseStats, metric: str) -> float | None:
@@ -422,23 +435,54 @@ def _phase_value(stats: PhaseStats, metric: str) -> float | None:
 
 
 def _observed(
-    hypothesis: Hypothesis,
-    metric: str,
-    arm: ArmResult,
-    records: list[RequestRecord],
-    origin: float,
+    hypothesis: Hypothesis, metric: str, arm: ArmResult, scoped: PhaseStats | None
 ) -> float | None:
     if metric == "time_to_detect":
         return arm["time_to_detect"]
     if metric == "time_to_recover":
         return arm["time_to_recover"]
     stats = arm["phases"][hypothesis.phase]
-    if hypothesis.endpoint is not None:
-        window = Window(stats["start"], stats["end"])
-        endpoint_stats = phase_stats(records, origin, window, hypothesis.endpoint)
-        endpoint_stats["probes"] = stats["probes"]
-        stats = endpoint_stats
+    if scoped is not None:
+        scoped["probes"] = stats["probes"]
+        stats = scoped
     return _phase_value(stats, metric)
+
+
+def _endpoint_stats(
+    experiment: Experiment,
+    arm_name: str,
+    arm: ArmResult,
+    records: list[RequestRecord],
+    origin: float,
+) -> dict[int, PhaseStats]:
+    """Return the figures of each endpoint-scoped hypothesis of an arm, by hypothesis index."""
+    scoped: dict[int, PhaseStats] = {}
+    for index, hypothesis in enumerate(experiment.hypotheses):
+        if hypothesis.arm != arm_name or hypothesis.endpoint is None:
+            continue
+        stats = arm["phases"][hypothesis.phase]
+        window = Window(stats["start"], stats["end"])
+        scoped[index] = phase_stats(records, origin, window, hypothesis.endpoint)
+    return scoped
+
+
+def _add_ratio_probes(experiment: Experiment, arms: dict[str, ArmResult]) -> None:
+    """Compute ratio probes once every arm ran; `arm:metric` reads another arm's phase."""
+    for arm in arms.values():
+        for phase_name, stats in arm["phases"].items():
+            for name, probe in experiment.probes.items():
+                if probe.ratio is None:
+                    continue
+                values = []
+                for part in probe.ratio:
+                    other, _, metric = part.rpartition(":")
+                    source: PhaseStats | None = stats
+                    if other:
+                        other_arm = arms.get(other)
+                        source = other_arm["phases"].get(phase_name) if other_arm else None
+                    values.append(_phase_value(source, metric) if source else None)
+                top, bottom = values
+                stats["probes"][name] = top / bottom if top is not None and bottom else None
 
 
 _state = threading.local()

@@ -6,7 +6,9 @@ from typing import Protocol, runtime_checkable
 
 from harness.faults.base import FaultContext, FaultKind, FaultSpec, JournalData
 from harness.faults.instance import KillFault, PauseFault
+from harness.faults.load_spike import LoadSpikeFault
 from harness.faults.replica_lag import ReplicaLagFault
+from harness.faults.sql_load import SqlLoadFault
 from harness.faults.toxic import ToxicFault
 from harness.platforms.base import Platform
 
@@ -25,6 +27,8 @@ FAULT_KINDS: dict[str, FaultKind] = {
     PauseFault.name: PauseFault(),
     KillFault.name: KillFault(),
     ReplicaLagFault.name: ReplicaLagFault(),
+    SqlLoadFault.name: SqlLoadFault(),
+    LoadSpikeFault.name: LoadSpikeFault(),
 }
 
 __all__ = ["FAULT_KINDS", "FaultContext", "FaultKind", "FaultSpec", "JournalData", "Removable"]

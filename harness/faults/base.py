@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -25,6 +26,8 @@ class FaultSpec(BaseModel):
     toxicity: float = Field(default=1.0, ge=0.0, le=1.0)
     attributes: dict[str, AttributeValue] = {}
     instance: str | None = None
+    statement: str | None = Field(default=None, max_length=10_000)
+    user_class: str | None = None
 
 
 @dataclass
@@ -34,6 +37,10 @@ class FaultContext:
     platform: Platform
     run_id: str
     index: int
+    arm: str = ""
+    run_dir: Path = Path(".")
+    state_dir: Path = Path(".")
+    seed: int = 0
 
 
 JournalData = dict[str, str | int | float | bool | None]

@@ -4,4 +4,17 @@ Locust patches the standard library with gevent when imported, so only the worke
 process imports it; the harness knows the user classes by name alone.
 """
 
-USER_CLASS_NAMES: tuple[str, ...] = ("BrowseUser", "CheckoutUser")
+USER_CLASS_NAMES: tuple[str, ...] = (
+    "AbusiveSearcher",
+    "AccountReader",
+    "AccountWriter",
+    "BrowseUser",
+    "CheckoutUser",
+    "CursorPager",
+    "NormalSearcher",
+    "OffsetPager",
+    "OrderSearcher",
+    "ProductReader",
+    "ProductWriter",
+    "TenantUser",
+)

@@ -48,6 +48,8 @@ class LoadRun:
     records_path: Path
     seed: int
     state_dir: Path
+    pid_name: str = LOAD_PID_FILE
+    data_rows: int = 10_000
     progress: LoadProgress = field(default_factory=LoadProgress)
     _proc: subprocess.Popen[str] | None = None
     _reader: threading.Thread | None = None
@@ -64,6 +66,7 @@ class LoadRun:
         ]  # fmt: skip
         env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
         env["NO_PROXY"] = LOOPBACK
+        env["HARNESS_DATA_ROWS"] = str(self.data_rows)
         log = self.records_path.with_suffix(".log").open("w")
         self._proc = subprocess.Popen(
             argv, stdout=subprocess.PIPE, stderr=log, text=True, env=env, start_new_session=True
@@ -101,7 +104,7 @@ class LoadRun:
     @property
     def pid_file(self) -> Path:
         """Return where the worker's pid is kept while it runs."""
-        return self.state_dir / LOAD_PID_FILE
+        return self.state_dir / self.pid_name
 
     def running(self) -> bool:
         """Tell whether the worker process is still running."""
@@ -121,17 +124,7 @@ class LoadRun:
 
     def records(self) -> list[RequestRecord]:
         """Read every request record the worker wrote."""
-        result: list[RequestRecord] = []
-        if not self.records_path.exists():
-            return result
-        for line in self.records_path.read_text().splitlines():
-            try:
-                start, name, response_ms, ok, status = json.loads(line)
-            except (json.JSONDecodeError, ValueError):
-                continue
-            result.append(RequestRecord(float(start), str(name), float(response_ms), bool(ok),
-                                        int(status)))  # fmt: skip
-        return result
+        return read_records(self.records_path)
 
 
 def stop_stray_load(state_dir: Path) -> bool:
@@ -148,3 +141,18 @@ def stop_stray_load(state_dir: Path) -> bool:
     stop(record)
     path.unlink(missing_ok=True)
     return was_running
+
+
+def read_records(path: Path) -> list[RequestRecord]:
+    """Read a worker's records file; a torn last line is skipped."""
+    result: list[RequestRecord] = []
+    if not path.exists():
+        return result
+    for line in path.read_text().splitlines():
+        try:
+            start, name, response_ms, ok, status = json.loads(line)
+        except (json.JSONDecodeError, ValueError):
+            continue
+        result.append(RequestRecord(float(start), str(name), float(response_ms), bool(ok),
+                                    int(status)))  # fmt: skip
+    return result

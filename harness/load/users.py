@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from itertools import count
+import os
+import random
+import time
+from itertools import count, pairwise
 
 from locust import HttpUser, between, task
 
@@ -54,3 +57,265 @@ USER_CLASSES: dict[str, type[HttpUser]] = {
     "CheckoutUser": CheckoutUser,
     "BrowseUser": BrowseUser,
 }
+
+
+def _fire(user: HttpUser, name: str, started: float, elapsed_ms: float, error: str | None) -> None:
+    """Record a client-side check as a request of its own name, so hypotheses can scope it."""
+    user.environment.events.request.fire(
+        request_type="CHECK",
+        name=name,
+        response_time=elapsed_ms,
+        response_length=0,
+        response=None,
+        context={},
+        exception=Exception(error) if error else None,
+        start_time=started,
+        url=name,
+    )
+
+
+class _LoopbackUser(HttpUser):
+    abstract = True
+
+    def on_start(self) -> None:
+        """Keep every request on loopback: ignore proxy variables of the environment."""
+        self.client.trust_env = False
+
+
+class ProductReader(_LoopbackUser):
+    """Reads products of a small hot set, as a catalogue page does."""
+
+    weight = 9
+    wait_time = between(0.05, 0.15)
+
+    @task
+    def read(self) -> None:
+        """Read one product."""
+        product = random.randint(1, HOT_PRODUCTS)
+        self.client.get(f"/products/{product}", name="/products", timeout=REQUEST_TIMEOUT_S)
+
+
+class ProductWriter(_LoopbackUser):
+    """Changes a price, then reads it back until the new price shows: the staleness window."""
+
+    weight = 1
+    wait_time = between(0.5, 1.0)
+
+    @task
+    def write_then_read(self) -> None:
+        """Write a new price and time how long reads still return the old one."""
+        product = random.randint(1, HOT_PRODUCTS)
+        price = next(_prices)
+        response = self.client.put(f"/products/{product}", json={"price_cents": price},
+                                   name="/products write", timeout=REQUEST_TIMEOUT_S)  # fmt: skip
+        if response.status_code != 200:
+            return
+        written = time.time()
+        deadline = written + STALENESS_LIMIT_S
+        while time.time() < deadline:
+            read = self.client.get(f"/products/{product}", name="/products",
+                                   timeout=REQUEST_TIMEOUT_S)  # fmt: skip
+            if read.status_code == 200 and read.json().get("price_cents") == price:
+                elapsed = 0.0 if time.time() - written < FIRST_READ_S else time.time() - written
+                _fire(self, "staleness", written, elapsed * 1000, None)
+                return
+            time.sleep(0.05)
+        _fire(self, "staleness", written, STALENESS_LIMIT_S * 1000, "new price never read")
+
+
+class AccountReader(_LoopbackUser):
+    """Reads accounts: the read-heavy part of the load."""
+
+    weight = 8
+    wait_time = between(0.02, 0.08)
+
+    @task
+    def read(self) -> None:
+        """Read one account."""
+        account = random.randint(1, 10_000)
+        self.client.get(f"/accounts/{account}", name="/accounts", timeout=REQUEST_TIMEOUT_S)
+
+
+class AccountWriter(_LoopbackUser):
+    """Writes an account, then reads it at once: a read-after-write that may be stale."""
+
+    weight = 2
+    wait_time = between(0.1, 0.3)
+
+    @task
+    def write_then_read(self) -> None:
+        """Bump a version, read it back with the write's LSN, and check it."""
+        account = random.randint(1, 10_000)
+        wrote = self.client.post(f"/accounts/{account}", name="/accounts write",
+                                 timeout=REQUEST_TIMEOUT_S)  # fmt: skip
+        if wrote.status_code != 200:
+            return
+        version, lsn = wrote.json()["version"], wrote.json()["lsn"]
+        started = time.time()
+        read = self.client.get(f"/accounts/{account}", name="/accounts",
+                               headers={"X-Min-Lsn": lsn}, timeout=REQUEST_TIMEOUT_S)  # fmt: skip
+        elapsed = (time.time() - started) * 1000
+        if read.status_code != 200:
+            return
+        stale = read.json()["version"] < version
+        _fire(self, "read-after-write", started, elapsed, "stale read" if stale else None)
+
+
+class OrderSearcher(_LoopbackUser):
+    """Looks up a customer's orders: a query over the whole orders table."""
+
+    wait_time = between(0.1, 0.3)
+
+    @task
+    def search(self) -> None:
+        """Search one customer."""
+        customer = random.randint(1, 100_000)
+        self.client.get(f"/orders/search?customer_id={customer}", name="/orders/search",
+                        timeout=REQUEST_TIMEOUT_S)  # fmt: skip
+
+
+class _Pager(_LoopbackUser):
+    abstract = True
+    wait_time = between(0.05, 0.15)
+    mode = "offset"
+
+    def _page(self, position: int, limit: int, name: str) -> list[int]:
+        rows = data_rows()
+        if self.mode == "offset":
+            url = f"/orders/page?offset={position}&limit={limit}"
+        else:
+            # Seeded ids run 1..rows, newest first, so the row at a position has this id.
+            url = f"/orders/page?after={rows - position + 1}&limit={limit}"
+        response = self.client.get(url, name=name, timeout=REQUEST_TIMEOUT_S)
+        if response.status_code != 200:
+            return []
+        ids: list[int] = response.json()["ids"]
+        return ids
+
+    @task(3)
+    def deep_page(self) -> None:
+        """Read one page at a shallow or a deep position."""
+        depth = random.choice(PAGE_DEPTHS)
+        position = int(data_rows() * depth)
+        self._page(position, 20, f"page at {int(depth * 100)}%")
+
+    @task(1)
+    def walk(self) -> None:
+        """Walk 10 pages from the newest order and count rows seen twice or skipped."""
+        seen: list[int] = []
+        cursor: int | None = None
+        started = time.time()
+        for page in range(10):
+            if self.mode == "offset" or cursor is None:
+                ids = self._page(page * 50, 50, "page walk step")
+            else:
+                response = self.client.get(
+                    f"/orders/page?after={cursor}&limit=50",
+                    name="page walk step",
+                    timeout=REQUEST_TIMEOUT_S,
+                )
+                ids = response.json()["ids"] if response.status_code == 200 else []
+            if not ids:
+                return
+            seen.extend(ids)
+            cursor = ids[-1]
+            time.sleep(0.02)
+        duplicates = len(seen) - len(set(seen))
+        ordered = sorted(set(seen), reverse=True)
+        skipped = sum(a - b - 1 for a, b in pairwise(ordered) if a - b > 1)
+        elapsed = (time.time() - started) * 1000
+        _fire(
+            self,
+            "page walk",
+            started,
+            elapsed,
+            f"{duplicates} duplicated, {skipped} skipped" if duplicates or skipped else None,
+        )
+        for _ in range(duplicates):
+            _fire(self, "duplicated row", started, 0.0, "row seen twice")
+
+
+class OffsetPager(_Pager):
+    """Pages newest-first orders with LIMIT/OFFSET."""
+
+    mode = "offset"
+
+
+class CursorPager(_Pager):
+    """Pages newest-first orders with a keyset cursor (the last id seen)."""
+
+    mode = "cursor"
+
+
+class TenantUser(_LoopbackUser):
+    """Reads the orders of one of 8 tenants, and sometimes the total over all tenants."""
+
+    wait_time = between(0.05, 0.15)
+
+    @task(10)
+    def tenant(self) -> None:
+        """Read one tenant's orders; the name tells even tenants from odd ones."""
+        tenant = random.randint(1, 8)
+        parity = "even" if tenant % 2 == 0 else "odd"
+        self.client.get(f"/tenants/{tenant}/orders", name=f"tenant {parity}",
+                        timeout=REQUEST_TIMEOUT_S)  # fmt: skip
+
+    @task(1)
+    def total(self) -> None:
+        """Count orders over every tenant: a cross-shard query."""
+        self.client.get("/orders/total", name="/orders/total", timeout=REQUEST_TIMEOUT_S)
+
+
+class NormalSearcher(_LoopbackUser):
+    """One of many well-behaved users searching orders now and then."""
+
+    wait_time = between(0.3, 0.6)
+
+    def on_start(self) -> None:
+        """Pick a user name."""
+        super().on_start()
+        self.user_name = f"user-{next(_user_ids)}"
+
+    @task
+    def search(self) -> None:
+        """Search as this user."""
+        customer = random.randint(1, 100_000)
+        self.client.get(f"/orders/search?customer_id={customer}", name="normal search",
+                        headers={"X-User": self.user_name}, timeout=REQUEST_TIMEOUT_S)  # fmt: skip
+
+
+class AbusiveSearcher(_LoopbackUser):
+    """The abuser: many connections, no pause, one user name."""
+
+    wait_time = between(0.0, 0.01)
+
+    @task
+    def search(self) -> None:
+        """Search as the abuser."""
+        customer = random.randint(1, 100_000)
+        self.client.get(f"/orders/search?customer_id={customer}", name="abuser search",
+                        headers={"X-User": "abuser"}, timeout=REQUEST_TIMEOUT_S)  # fmt: skip
+
+
+def data_rows() -> int:
+    """Return the seed rows of the orders table, which the runner passes to the worker."""
+    return int(os.environ.get("HARNESS_DATA_ROWS", "10000"))
+
+
+HOT_PRODUCTS = 50
+STALENESS_LIMIT_S = 15.0
+# A first read within this time counts as fresh: the write and the read are back to back.
+FIRST_READ_S = 0.2
+PAGE_DEPTHS = (0.0, 0.9)
+_prices = count(100_000)
+_user_ids = count(1)
+
+USER_CLASSES.update(
+    {
+        cls.__name__: cls
+        for cls in (
+            ProductReader, ProductWriter, AccountReader, AccountWriter, OrderSearcher,
+            OffsetPager, CursorPager, TenantUser, NormalSearcher, AbusiveSearcher,
+        )
+    }
+)  # fmt: skip

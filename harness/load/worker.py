@@ -26,7 +26,7 @@ from harness.load.users import USER_CLASSES
 def _parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="harness.load.worker")
     parser.add_argument("--host", required=True, help="base URL of the edge")
-    parser.add_argument("--user-class", required=True, choices=sorted(USER_CLASSES))
+    parser.add_argument("--user-class", required=True, help="names, comma-separated")
     parser.add_argument("--users", type=int, required=True, help="concurrent users")
     parser.add_argument("--spawn-rate", type=float, required=True, help="users started per s")
     parser.add_argument("--duration", type=float, required=True, help="run time in s")
@@ -41,7 +41,12 @@ def main(argv: list[str] | None = None) -> int:
     args = _parse(sys.argv[1:] if argv is None else argv)
     random.seed(args.seed)
 
-    env = Environment(user_classes=[USER_CLASSES[args.user_class]], host=args.host)
+    names = args.user_class.split(",")
+    unknown = [name for name in names if name not in USER_CLASSES]
+    if unknown:
+        raise SystemExit(f"--user-class: unknown {', '.join(unknown)}; known: "
+                         f"{', '.join(sorted(USER_CLASSES))}")  # fmt: skip
+    env = Environment(user_classes=[USER_CLASSES[name] for name in names], host=args.host)
     runner = env.create_local_runner()
     out = args.records.open("w", buffering=1)
     pending: list[list[Any]] = []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import requests
 import structlog
@@ -11,6 +12,11 @@ from prometheus_api_client import PrometheusConnect
 from harness.net import check_loopback
 
 log = structlog.get_logger(__name__)
+
+_SELECTOR = re.compile(
+    r"^\s*(?:sum\s*\(\s*(?P<selector>[a-zA-Z_:][\w:]*(?:\{[^}]*\})?)\s*\)"
+    r"|(?P<plain>[a-zA-Z_:][\w:]*(?:\{[^}]*\})?))\s*$"
+)
 
 
 class PrometheusProbes:
@@ -21,6 +27,35 @@ class PrometheusProbes:
         session = requests.Session()
         session.trust_env = False
         self.client = PrometheusConnect(url=url, disable_ssl=True, session=session, timeout=5)
+
+    def _counter_at(self, query: str, at: float) -> float | None:
+        """Return a counter's value at a time, interpolated between the scrapes around it.
+
+        An instant query returns the last scrape before the time, up to one scrape interval
+        old; across a phase boundary where the rate changes that skews an increase. For a
+        plain selector, or a sum of one, the raw samples around the time are interpolated.
+        """
+        match = _SELECTOR.match(query)
+        if match is None:
+            return self._instant(query, at)
+        selector = match["selector"] or match["plain"]
+        result = self.client.custom_query(f"{selector}[4s]", params={"time": f"{at + 2:.3f}"})
+        total: float | None = None
+        for series in result:
+            points = [(float(ts), float(value)) for ts, value in series["values"]]
+            before = [p for p in points if p[0] <= at]
+            after = [p for p in points if p[0] > at]
+            if before and after:
+                (t0, v0), (t1, v1) = before[-1], after[0]
+                value = v0 + (v1 - v0) * (at - t0) / (t1 - t0) if v1 >= v0 else v1
+            elif before:
+                value = before[-1][1]
+            elif after:
+                value = after[0][1]
+            else:
+                continue
+            total = value if total is None else total + value
+        return total
 
     def _instant(self, query: str, at: float) -> float | None:
         result = self.client.custom_query(query, params={"time": f"{at:.3f}"})
@@ -46,15 +81,16 @@ class PrometheusProbes:
     def evaluate(self, query: str, aggregation: str, start: float, end: float) -> float | None:
         """Return the probe's value over [start, end] (epoch seconds), or None without data."""
         try:
-            if aggregation == "increase":
-                first = self._instant(query, start)
-                last = self._instant(query, end)
+            if aggregation in ("increase", "rate"):
+                first = self._counter_at(query, start)
+                last = self._counter_at(query, end)
                 if first is None or last is None:
                     return None
-                if last < first:
-                    # The counter restarted within the window.
-                    return last
-                return last - first
+                # A counter that restarted within the window counts from zero.
+                increase = last if last < first else last - first
+                if aggregation == "rate":
+                    return increase / (end - start) if end > start else None
+                return increase
             if aggregation == "last":
                 return self._instant(query, end)
             values = self._range(query, start, end)

@@ -67,13 +67,17 @@ def _render_arm(name: str, arm: ArmResult, scale: _Scale, salt: str) -> str:
     seconds = [sample["t"] for sample in timeline]
 
     for key in LATENCY_KEYS:
-        latency_axes.plot(seconds, [_positive(sample[key]) for sample in timeline], label=key)
+        # Markers keep a second between two empty ones visible, as when every user waits
+        # two seconds per request and only every other second has requests.
+        latency_axes.plot(seconds, [_positive(sample[key]) for sample in timeline], label=key,
+                          marker="o", markersize=2.5)  # fmt: skip
     latency_axes.set_yscale("log")
     latency_axes.set_ylim(*scale.latency)
     latency_axes.set_ylabel("latency (ms)")
     latency_axes.set_title(f"arm: {_plain_text(name)}", loc="left")
 
-    error_axes.plot(seconds, [_percent(sample) for sample in timeline], color="tab:red")
+    error_axes.plot(seconds, [_percent(sample) for sample in timeline], color="tab:red",
+                    marker="o", markersize=2.5)  # fmt: skip
     error_axes.set_ylim(*scale.error_percent)
     error_axes.set_ylabel("errors (%)")
     error_axes.set_xlabel("time since arm start (s)")

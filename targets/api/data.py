@@ -237,17 +237,18 @@ async def post_order(request: Request) -> Response:
 
 
 async def page_orders(request: Request) -> Response:
-    """Return a page of order ids: by OFFSET (`offset=`) or by keyset cursor (`after=`)."""
+    """Return a page of order ids, newest first: by OFFSET (`offset=`) or by keyset cursor
+    (`after=`, the last id of the previous page)."""
     limit = min(int(request.query_params.get("limit", "20")), 200)
     after = request.query_params.get("after")
     try:
         if after is not None:
-            rows = await _query("primary", "SELECT id FROM orders WHERE id > $1 ORDER BY id "
-                                "LIMIT $2", int(after), limit)  # fmt: skip
+            rows = await _query("primary", "SELECT id FROM orders WHERE id < $1 "
+                                "ORDER BY id DESC LIMIT $2", int(after), limit)  # fmt: skip
         else:
             offset = int(request.query_params.get("offset", "0"))
-            rows = await _query("primary", "SELECT id FROM orders ORDER BY id OFFSET $1 "
-                                "LIMIT $2", offset, limit)  # fmt: skip
+            rows = await _query("primary", "SELECT id FROM orders ORDER BY id DESC "
+                                "OFFSET $1 LIMIT $2", offset, limit)  # fmt: skip
     except Unavailable as exc:
         return _unavailable(exc)
     ids = [row["id"] for row in rows]
