@@ -9,7 +9,12 @@ import time
 from harness.errors import FaultError, InvalidInput
 from harness.faults.base import FaultContext, FaultSpec, JournalData
 from harness.platforms.base import Platform
-from harness.platforms.processes import ProcessRecord, process_start_time, signal_ours
+from harness.platforms.processes import (
+    ProcessRecord,
+    process_start_time,
+    signal_group_ours,
+    signal_ours,
+)
 from harness.stack import Stack
 
 
@@ -92,8 +97,8 @@ class KillFault(_InstanceFault):
     name = "kill"
 
     def apply(self, spec: FaultSpec, data: JournalData) -> None:
-        """Send SIGKILL."""
-        if not signal_ours(self._record(data), signal.SIGKILL):
+        """Send SIGKILL to the instance's process group, so its workers die with it."""
+        if not signal_group_ours(self._record(data), signal.SIGKILL):
             raise FaultError(f"instance {data['instance']} is not running")
 
     def took_effect(self, spec: FaultSpec, data: JournalData) -> bool:

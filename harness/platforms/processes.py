@@ -107,6 +107,17 @@ def signal_ours(record: ProcessRecord, signum: int) -> bool:
     return True
 
 
+def signal_group_ours(record: ProcessRecord, signum: int) -> bool:
+    """Signal the process group a recorded process leads (it started its own session)."""
+    if not is_ours(record):
+        return False
+    try:
+        os.killpg(record.pid, signum)
+    except ProcessLookupError:
+        return False
+    return True
+
+
 def _reap(pid: int) -> None:
     with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)
