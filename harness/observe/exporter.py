@@ -60,7 +60,7 @@ class DataCollector(Collector):
             "active": ("harness_pg_active_queries", "Queries running now"),
         }
         families = {
-            key: GaugeMetricFamily(name, text, labels=["instance"])
+            key: GaugeMetricFamily(name, text, labels=["server"])
             for key, (name, text) in names.items()
         }
         for name, port in self.postgres.items():
@@ -85,11 +85,11 @@ class DataCollector(Collector):
         yield from families.values()
 
         hits = GaugeMetricFamily("harness_redis_keyspace_hits", "Redis reads that found the key",
-                                 labels=["instance"])  # fmt: skip
+                                 labels=["server"])  # fmt: skip
         misses = GaugeMetricFamily("harness_redis_keyspace_misses", "Redis reads that missed",
-                                   labels=["instance"])  # fmt: skip
+                                   labels=["server"])  # fmt: skip
         redis_up = GaugeMetricFamily(
-            "harness_redis_up", "1 when Redis answered", labels=["instance"]
+            "harness_redis_up", "1 when Redis answered", labels=["server"]
         )
         for name, port in self.redis_ports.items():
             try:

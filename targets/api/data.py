@@ -48,7 +48,7 @@ RATE_LIMIT = int(env_float("API_RATE_LIMIT", 0))
 RATE_LIMIT_FAIL = env_str("API_RATE_LIMIT_FAIL", "open")
 
 CACHE_LOOKUPS = Counter("api_cache_lookups_total", "Cache lookups by result", ["result"])
-DB_QUERIES = Counter("api_db_queries_total", "Queries sent by the api", ["instance"])
+DB_QUERIES = Counter("api_db_queries_total", "Queries sent by the api", ["database"])
 LIMITER = Counter("api_rate_limit_total", "Rate limiter decisions", ["decision"])
 
 
@@ -177,7 +177,8 @@ async def get_account(request: Request) -> Response:
         if source == "replica" and READ_YOUR_WRITES and min_lsn:
             rows = await _query(
                 "replica",
-                "SELECT pg_wal_lsn_diff(pg_last_wal_replay_lsn(), $1::pg_lsn) >= 0 AS caught_up",
+                "SELECT coalesce(pg_wal_lsn_diff(pg_last_wal_replay_lsn(), $1::text::pg_lsn) >= 0,"
+                " false) AS caught_up",
                 min_lsn,
             )
             if not rows[0]["caught_up"]:
@@ -196,13 +197,15 @@ async def post_account(request: Request) -> Response:
     try:
         rows = await _query(
             "primary",
-            "UPDATE accounts SET version = version + 1 WHERE id = $1 "
-            "RETURNING version, pg_current_wal_lsn()::text AS lsn",
+            "UPDATE accounts SET version = version + 1 WHERE id = $1 RETURNING version",
             account_id,
         )
+        # Read the LSN after the commit: one read inside the UPDATE precedes its commit
+        # record, so a replica at that LSN would not show the write yet.
+        lsn = await _query("primary", "SELECT pg_current_wal_lsn()::text AS lsn")
     except Unavailable as exc:
         return _unavailable(exc)
-    return JSONResponse({"id": account_id, "version": rows[0]["version"], "lsn": rows[0]["lsn"]})
+    return JSONResponse({"id": account_id, "version": rows[0]["version"], "lsn": lsn[0]["lsn"]})
 
 
 # Indexing and pagination -------------------------------------------------------------------
