@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,7 +16,7 @@ from rich.table import Table
 from typer.exceptions import TyperException
 
 from harness.errors import ExitCode, HarnessError, InvalidInput, TargetStartError
-from harness.experiment import list_experiments, load_experiment, parse_experiment
+from harness.experiment import list_experiments, load_experiment, load_experiment_file
 from harness.journal import Journal
 from harness.load.runner import LoadProgress, stop_stray_load
 from harness.lock import is_locked, state_lock
@@ -85,7 +86,22 @@ def _configure_logging(level: str) -> None:
     )
 
 
+def _check_folder(flag: str, path: Path) -> None:
+    """Reject an empty folder flag (read as the current folder) and a path that is a file."""
+    if path == Path(".") or not str(path).strip():
+        raise InvalidInput(f"{flag}: empty or '.'; give a folder of its own, such as .harness")
+    if path.exists() and not path.is_dir():
+        raise InvalidInput(f"{flag}: {path} is not a folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InvalidInput(f"{flag}: cannot create {path}: {exc.strerror}") from None
+    if not os.access(path, os.W_OK):
+        raise InvalidInput(f"{flag}: {path} is not writable")
+
+
 def _platform(name: str, state_dir: Path) -> LocalPlatform:
+    _check_folder("--state-dir", state_dir)
     if name != "local":
         # NOTE: the kubernetes platform is not built yet; only local runs.
         raise InvalidInput(f"--platform: invalid value {name!r}; available platforms: local")
@@ -196,7 +212,7 @@ def list_command() -> None:
             table.add_row(path.stem, "-", "-", f"[red]invalid: {exc}[/]")
             continue
         table.add_row(experiment.name, experiment.pattern, ", ".join(experiment.arms),
-                      experiment.description.strip().split(". ")[0])  # fmt: skip
+                      (experiment.description.strip().split(". ")[0] or "-"))  # fmt: skip
     console.print(table)
 
 
@@ -244,6 +260,7 @@ def run(
     stack = load_stack()
     load_experiment(name, stack)
     target = _platform(platform, state_dir)
+    _check_folder("--results-dir", results_dir)
     with state_lock(state_dir):
         code = _run_one(name, seed, target, state_dir, results_dir, leftovers, data_rows)
     raise typer.Exit(code)
@@ -297,7 +314,7 @@ def _run_one(
 
 @app.command()
 def gameday(
-    seed: Annotated[int | None, typer.Option(envvar="HARNESS_SEED", min=0)] = None,
+    seed: Annotated[int | None, typer.Option(envvar="HARNESS_SEED", min=0, max=2**31 - 1)] = None,
     state_dir: StateDir = Path(".harness"),
     results_dir: ResultsDir = Path("results"),
     platform: Platform = "local",
@@ -307,6 +324,7 @@ def gameday(
     """Run every experiment in turn; exit with the worst verdict."""
     _configure_logging(log_level)
     target = _platform(platform, state_dir)
+    _check_folder("--results-dir", results_dir)
     for path in list_experiments():
         load_experiment(path.stem, target.stack)
     worst = 0
@@ -353,11 +371,7 @@ def validate(
     path: Annotated[Path, typer.Argument(help="Experiment file to check.")],
 ) -> None:
     """Check an experiment file without starting anything."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InvalidInput(f"{path}: cannot read experiment file: {exc}") from None
-    experiment = parse_experiment(text, str(path))
+    experiment = load_experiment_file(path)
     console.print(f"{path}: valid experiment {experiment.name!r}")
 
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import re
+import stat
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
@@ -12,6 +13,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    StrictInt,
     ValidationError,
     model_validator,
 )
@@ -28,8 +30,11 @@ PHASES = ("baseline", "fault", "recovery")
 REQUIRED_ARMS = ("control", "treatment")
 NAME_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
 MAX_PHASE_S = 3600.0
-# Aliases let a small file expand into a huge document, so only a few are accepted.
+MIN_PHASE_S = 0.5
+# Aliases let a small file expand into a huge document, so only a few are accepted, and the
+# loaded document may hold at most MAX_NODES values counting each use of a shared one.
 MAX_ALIASES = 50
+MAX_NODES = 20_000
 
 
 def _seconds(value: object) -> object:
@@ -43,7 +48,7 @@ def _seconds(value: object) -> object:
     return value
 
 
-Seconds = Annotated[float, BeforeValidator(_seconds), Field(gt=0, le=MAX_PHASE_S)]
+Seconds = Annotated[float, BeforeValidator(_seconds), Field(ge=MIN_PHASE_S, le=MAX_PHASE_S)]
 
 
 class Phases(BaseModel):
@@ -67,7 +72,7 @@ class LoadProfile(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     user_class: str | list[str]
-    users: int = Field(ge=1, le=500)
+    users: StrictInt = Field(ge=1, le=500)
     spawn_rate: float = Field(gt=0, le=500)
 
     @property
@@ -131,7 +136,7 @@ class Hypothesis(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=200)
+    name: str = Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")
     arm: str
     phase: Literal["baseline", "fault", "recovery"]
     expression: str
@@ -177,6 +182,36 @@ class Experiment(BaseModel):
     def arm_phases(self, arm: str) -> Phases:
         """Return the phases of an arm: its own, or the experiment's."""
         return self.arms[arm].phases or self.phases
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """A safe loader that rejects a key given twice in one mapping."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[object] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if isinstance(key, str | int) and key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r}", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def _node_count(data: object, budget: int) -> int:
+    """Count values, shared ones each time they appear, stopping past the budget."""
+    count = 0
+    stack = [data]
+    while stack and count <= budget:
+        item = stack.pop()
+        count += 1
+        if isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return count
 
 
 def _field_path(loc: tuple[int | str, ...]) -> str:
@@ -283,7 +318,7 @@ def parse_experiment(text: str, where: str, stack: Stack | None = None) -> Exper
                 f"{where}: {aliases} YAML aliases, more than {MAX_ALIASES}; "
                 "expand them or split the file"
             )
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_StrictLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         at = f" at line {mark.line + 1}" if mark is not None else ""
@@ -291,6 +326,8 @@ def parse_experiment(text: str, where: str, stack: Stack | None = None) -> Exper
         raise InvalidInput(f"{where}: invalid YAML{at}: {problem}") from None
     except RecursionError:
         raise InvalidInput(f"{where}: invalid YAML: nested too deeply") from None
+    if _node_count(data, MAX_NODES) > MAX_NODES:
+        raise InvalidInput(f"{where}: document expands to more than {MAX_NODES} values")
     if not isinstance(data, dict):
         raise InvalidInput(
             f"{where}: expected a mapping with name, description, pattern, load, phases, "
@@ -321,21 +358,38 @@ def resolve_path(name_or_path: str, directory: Path = EXPERIMENTS_DIR) -> Path:
     return path
 
 
-def load_experiment(name_or_path: str, stack: Stack | None = None) -> Experiment:
-    """Load and validate an experiment by name or path."""
-    path = resolve_path(name_or_path)
+def read_experiment_text(path: Path) -> str:
+    """Read an experiment file: a regular file of at most MAX_FILE_BYTES of UTF-8 text."""
     try:
-        size = path.stat().st_size
+        info = path.stat()
     except OSError as exc:
         raise InvalidInput(f"{path}: cannot read experiment file: {exc.strerror}") from None
-    if size > MAX_FILE_BYTES:
-        raise InvalidInput(f"{path}: file of {size} bytes is larger than {MAX_FILE_BYTES}")
+    if not stat.S_ISREG(info.st_mode):
+        raise InvalidInput(f"{path}: not a regular file; give a YAML experiment file")
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_FILE_BYTES + 1)
+    except OSError as exc:
+        raise InvalidInput(f"{path}: cannot read experiment file: {exc.strerror}") from None
+    if len(raw) > MAX_FILE_BYTES:
+        raise InvalidInput(f"{path}: file larger than {MAX_FILE_BYTES} bytes")
+    try:
+        return raw.decode("utf-8")
     except UnicodeDecodeError:
         raise InvalidInput(f"{path}: not UTF-8 text; an experiment file is YAML") from None
+
+
+def load_experiment(name_or_path: str, stack: Stack | None = None) -> Experiment:
+    """Load and validate an experiment by name or path."""
+    return load_experiment_file(resolve_path(name_or_path), stack)
+
+
+def load_experiment_file(path: Path, stack: Stack | None = None) -> Experiment:
+    """Load and validate an experiment file; one in the catalog must be named as its file."""
+    text = read_experiment_text(path)
     experiment = parse_experiment(text, str(path), stack)
-    if path.parent == EXPERIMENTS_DIR and experiment.name != path.stem:
+    in_catalog = path.resolve().parent == EXPERIMENTS_DIR.resolve()
+    if in_catalog and experiment.name != path.stem:
         raise InvalidInput(
             f"{path}: field name: {experiment.name!r} differs from the file name {path.stem!r}"
         )

@@ -14,6 +14,7 @@ from typing import Literal, TypedDict
 
 import structlog
 
+from harness.errors import HarnessError
 from harness.faults.base import JournalData, holder_gone, remove_journaled
 from harness.platforms.base import Platform
 
@@ -43,7 +44,10 @@ class Journal:
     def _append(self, entry: JournalEntry) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         line = json.dumps(entry) + "\n"
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise HarnessError(f"{self.path}: cannot write the journal: {exc.strerror}") from None
         try:
             os.write(fd, line.encode())
             os.fsync(fd)
@@ -66,15 +70,23 @@ class Journal:
                                   event="remove_failed", data=data, error=error))  # fmt: skip
 
     def entries(self) -> list[JournalEntry]:
-        """Read every entry; a torn last line from a crash is skipped."""
+        """Read every entry; a torn last line from a crash, or any malformed line, is skipped."""
         if not self.path.exists():
             return []
+        try:
+            text = self.path.read_bytes().decode("utf-8", errors="replace")
+        except OSError as exc:
+            raise HarnessError(f"{self.path}: cannot read the journal: {exc.strerror}") from None
         result: list[JournalEntry] = []
-        for line in self.path.read_text().splitlines():
+        for line in text.splitlines():
             try:
-                result.append(json.loads(line))
+                entry = json.loads(line)
             except json.JSONDecodeError:
                 continue
+            if _well_formed(entry):
+                result.append(entry)
+            else:
+                log.warning("journal.line_skipped", line=line[:200])
         return result
 
     def outstanding(self) -> dict[str, JournalEntry]:
@@ -129,6 +141,16 @@ class Journal:
             else:
                 left.append(f"{fault_id} ({describe(entry['data'])}): {error}")
         return removed, left
+
+
+def _well_formed(entry: object) -> bool:
+    return (
+        isinstance(entry, dict)
+        and isinstance(entry.get("fault_id"), str)
+        and isinstance(entry.get("run_id"), str)
+        and entry.get("event") in ("apply", "removed", "remove_failed")
+        and isinstance(entry.get("data"), dict)
+    )
 
 
 def describe(data: JournalData) -> str:

@@ -8,15 +8,20 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from harness.errors import TargetStartError
+from harness.errors import InvalidInput, TargetStartError
 
 
 @contextmanager
 def state_lock(state_dir: Path) -> Iterator[None]:
     """Hold an exclusive lock on the state folder, or fail at once naming the holder."""
-    state_dir.mkdir(parents=True, exist_ok=True)
     path = state_dir / "lock"
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        state_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise InvalidInput(
+            f"--state-dir: cannot use {state_dir}: {exc.strerror} ({path}); give a writable folder"
+        ) from None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -36,7 +41,7 @@ def state_lock(state_dir: Path) -> Iterator[None]:
 def is_locked(state_dir: Path) -> bool:
     """Tell whether another process holds the state folder's lock."""
     path = state_dir / "lock"
-    if not path.exists():
+    if not path.is_file():
         return False
     fd = os.open(path, os.O_RDWR)
     try:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import requests
 import structlog
@@ -12,9 +12,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from harness import net
 from harness.errors import FaultError, InvalidInput
 from harness.faults.base import FaultContext, FaultSpec, JournalData
+from harness.net import is_loopback_host
 from harness.platforms.base import Platform
 from harness.platforms.local import proxy_name
-from harness.platforms.processes import process_start_time
+from harness.platforms.processes import port_listening, process_start_time
 from harness.stack import Link, Stack
 
 log = structlog.get_logger(__name__)
@@ -158,9 +159,12 @@ class ToxicFault:
     def holder_gone(self, data: JournalData) -> bool:
         """Tell whether the fault proxy process that held the toxic has stopped."""
         pid, start = data.get("holder_pid"), data.get("holder_start")
-        if not isinstance(pid, int) or not isinstance(start, int):
-            return False
-        return process_start_time(pid) != start
+        if isinstance(pid, int) and isinstance(start, int):
+            return process_start_time(pid) != start
+        # Without a recorded process, a loopback API port where nothing listens holds no toxic.
+        url = urlsplit(str(data.get("toxiproxy", "")))
+        host, port = url.hostname or "", url.port
+        return is_loopback_host(host) and port is not None and not port_listening(port)
 
     def remove(self, data: JournalData, platform: Platform | None = None) -> None:
         """Delete the toxic; a toxic or proxy already gone counts as removed."""

@@ -292,9 +292,9 @@ class NormalSearcher(_LoopbackUser):
 
 
 class AbusiveSearcher(_LoopbackUser):
-    """The abuser: many connections, no pause, one user name."""
+    """The abuser: many connections, barely a pause, one user name."""
 
-    wait_time = between(0.0, 0.01)
+    wait_time = between(0.02, 0.05)
 
     @task
     def search(self) -> None:

@@ -88,9 +88,7 @@ class DataCollector(Collector):
                                  labels=["server"])  # fmt: skip
         misses = GaugeMetricFamily("harness_redis_keyspace_misses", "Redis reads that missed",
                                    labels=["server"])  # fmt: skip
-        redis_up = GaugeMetricFamily(
-            "harness_redis_up", "1 when Redis answered", labels=["server"]
-        )
+        redis_up = GaugeMetricFamily("harness_redis_up", "1 when Redis answered", labels=["server"])
         for name, port in self.redis_ports.items():
             try:
                 info = redis.Redis(host=LOOPBACK, port=port, socket_timeout=0.5).info("stats")

@@ -24,12 +24,15 @@ from harness.platforms.processes import (
     LOOPBACK,
     ProcessRecord,
     free_port,
+    group_members,
     http_ok,
+    is_alive,
     is_ours,
     port_listening,
     signal_ours,
     spawn,
     stop,
+    tracking,
     wait_until,
 )
 from harness.stack import Link, Stack, load_stack
@@ -87,7 +90,18 @@ class LocalPlatform:
     def _load(self) -> dict[str, object]:
         if not self.state_file.exists():
             return {"records": [], "links": {}, "ports": {}}
-        data: dict[str, object] = json.loads(self.state_file.read_text())
+        try:
+            data = json.loads(self.state_file.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise TargetStartError(
+                f"{self.state_file}: unreadable state ({exc}); if no harness process runs "
+                "on this folder, stop leftovers by hand and delete the file"
+            ) from None
+        if not isinstance(data, dict) or not isinstance(data.get("records", []), list):
+            raise TargetStartError(
+                f"{self.state_file}: not a harness state file; if no harness process runs on "
+                "this folder, stop leftovers by hand and delete the file"
+            )
         return data
 
     def _save(self, state: dict[str, object]) -> None:
@@ -100,7 +114,13 @@ class LocalPlatform:
         """Return the processes recorded in the state directory."""
         raw = self._load().get("records", [])
         assert isinstance(raw, list)
-        return [ProcessRecord(**r) for r in raw]
+        records: list[ProcessRecord] = []
+        for item in raw:
+            try:
+                records.append(ProcessRecord(**item))
+            except TypeError:
+                log.warning("state.record_skipped", record=str(item)[:200])
+        return records
 
     def _add_record(self, state: dict[str, object], record: ProcessRecord) -> None:
         records = state.setdefault("records", [])
@@ -110,8 +130,9 @@ class LocalPlatform:
 
     def _ports(self) -> dict[str, int]:
         ports = self._load().get("ports", {})
-        assert isinstance(ports, dict)
-        return {str(k): int(v) for k, v in ports.items()}
+        if not isinstance(ports, dict):
+            return {}
+        return {str(k): int(v) for k, v in ports.items() if isinstance(v, int)}
 
     # Lifecycle -------------------------------------------------------------------------------
 
@@ -128,7 +149,8 @@ class LocalPlatform:
         state: dict[str, object] = {"records": [], "links": {}, "ports": {}, "variant": variant}
         self._save(state)
         try:
-            self._start_all(state, variant)
+            with tracking(lambda record: self._add_record(state, record)):
+                self._start_all(state, variant)
         except BaseException:
             self.down()
             raise
@@ -140,7 +162,7 @@ class LocalPlatform:
 
         ports["toxiproxy"] = free_port()
         self._save(state)
-        self._add_record(state, self._start_toxiproxy(ports["toxiproxy"]))
+        self._start_toxiproxy(ports["toxiproxy"])
 
         running = self.wanted_services()
         state["services"] = running
@@ -152,25 +174,23 @@ class LocalPlatform:
                     name = f"{service_name}-{index + 1}"
                     port = free_port()
                     ports[name] = port
-                    record = self._start_asgi(service_name, name, port, variant, env_links)
-                    self._add_record(state, record)
+                    self._start_asgi(service_name, name, port, variant, env_links)
                 self._wait_instances(state, service_name)
             elif service.kind == "redis":
                 ports[service_name] = free_port()
-                self._add_record(state, self._start_redis(service_name, ports[service_name]))
+                self._start_redis(service_name, ports[service_name])
             elif service.kind == "postgres":
                 ports[service_name] = free_port()
-                record = self._start_postgres(service_name, ports, variant)
-                self._add_record(state, record)
+                self._start_postgres(service_name, ports, variant)
             elif service.kind == "exporter":
                 ports[service_name] = free_port()
-                self._add_record(state, self._start_exporter(service_name, ports, running))
+                self._start_exporter(service_name, ports, running)
             elif service.kind == "nginx":
                 ports[service_name] = free_port()
-                self._add_record(state, self._start_nginx(service_name, ports))
+                self._start_nginx(service_name, ports)
             elif service.kind == "prometheus":
                 ports[service_name] = free_port()
-                self._add_record(state, self._start_prometheus(service_name, ports))
+                self._start_prometheus(service_name, ports)
             self._save(state)
             self._create_link_proxies(service_name, ports, links, state, running)
         self._save(state)
@@ -193,8 +213,9 @@ class LocalPlatform:
         """Return what the last down left behind: live processes or ports still listening."""
         leaks: list[str] = []
         for record in getattr(self, "_stopped", []):
-            if is_ours(record):
-                leaks.append(f"process {record.name} (pid {record.pid}) still running")
+            if is_alive(record):
+                leaks.append(f"process {record.name} (pid {record.pid}) or one of its "
+                             "children still running")  # fmt: skip
             elif record.port is not None and port_listening(record.port):
                 leaks.append(f"port {record.port} of {record.name} still listening")
         for record in self.records():
@@ -441,6 +462,11 @@ class LocalPlatform:
         status = StackStatus()
         for record in self.records():
             if not is_ours(record):
+                if group_members(record):
+                    status.instances.append(InstanceStatus(
+                        record.service, record.name, None, record.port, False,
+                        "its process is gone but children of it still run",
+                    ))  # fmt: skip
                 continue
             healthy = self._healthy(record)
             status.instances.append(
@@ -531,6 +557,17 @@ class LocalPlatform:
             raise HarnessError(f"instance {instance!r} was never started on the local platform")
         old = records[-1]
         stop(old)
+        raw = state.get("records", [])
+        assert isinstance(raw, list)
+        state["records"] = [r for r in raw if r.get("name") != instance]
+        self._save(state)
+        with tracking(lambda record: self._add_record(state, record)):
+            record = self._restart(old, instance, state)
+        log.info("instance.restarted", instance=instance, pid=record.pid)
+
+    def _restart(
+        self, old: ProcessRecord, instance: str, state: dict[str, object]
+    ) -> ProcessRecord:
         variant = state.get("variant", {})
         assert isinstance(variant, dict)
         service = self.stack.services[old.service]
@@ -550,11 +587,7 @@ class LocalPlatform:
             record = self._start_redis(old.service, old.port)
         else:
             raise HarnessError(f"instance {instance!r} of kind {service.kind} cannot restart")
-        raw = state.get("records", [])
-        assert isinstance(raw, list)
-        state["records"] = [r for r in raw if r.get("name") != instance]
-        self._add_record(state, record)
-        log.info("instance.restarted", instance=instance, pid=record.pid)
+        return record
 
     def toxiproxy_process(self) -> tuple[int, int] | None:
         """Return the pid and start time of the fault proxy process."""

@@ -8,7 +8,8 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -34,6 +35,20 @@ class ProcessRecord:
     def to_json(self) -> dict[str, object]:
         """Return the record as a JSON object."""
         return asdict(self)
+
+
+_spawn_hooks: list[Callable[[ProcessRecord], None]] = []
+
+
+@contextmanager
+def tracking(hook: Callable[[ProcessRecord], None]) -> Iterator[None]:
+    """Call a hook with every process spawned in the block, before any wait on it, so an
+    interrupt during a health check still leaves the process recorded."""
+    _spawn_hooks.append(hook)
+    try:
+        yield
+    finally:
+        _spawn_hooks.remove(hook)
 
 
 def free_port() -> int:
@@ -69,6 +84,35 @@ def is_ours(record: ProcessRecord) -> bool:
     return process_start_time(record.pid) == record.start_time
 
 
+def group_members(record: ProcessRecord) -> list[int]:
+    """Return live processes of the session the recorded process started, itself included.
+
+    A child keeps its parent's session and group after the parent dies (an nginx worker
+    whose master was killed, say). Members must also have started no earlier than the
+    leader, so a session of a reused pid is never taken for ours.
+    """
+    members: list[int] = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        if fields[0] == "Z":
+            continue
+        session, started = int(fields[3]), int(fields[19])
+        if session == record.pid and started >= record.start_time:
+            members.append(int(entry.name))
+    return members
+
+
+def is_alive(record: ProcessRecord) -> bool:
+    """Tell whether the recorded process, or any process of its session, still runs."""
+    return is_ours(record) or bool(group_members(record))
+
+
 def spawn(
     service: str,
     name: str,
@@ -93,7 +137,10 @@ def spawn(
     start_time = process_start_time(proc.pid)
     if start_time is None:
         raise TargetStartError(f"{service}: {name} exited at once; see its log {log}")
-    return ProcessRecord(service, name, proc.pid, start_time, port, str(log))
+    record = ProcessRecord(service, name, proc.pid, start_time, port, str(log))
+    for hook in _spawn_hooks:
+        hook(record)
+    return record
 
 
 def signal_ours(record: ProcessRecord, signum: int) -> bool:
@@ -123,9 +170,19 @@ def _reap(pid: int) -> None:
         os.waitpid(pid, os.WNOHANG)
 
 
+def _kill_members(record: ProcessRecord) -> None:
+    for pid in group_members(record):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
 def stop(record: ProcessRecord, grace: float = 5.0) -> None:
-    """Stop a recorded process: SIGTERM, then SIGKILL of its session after the grace time."""
+    """Stop a recorded process: SIGTERM, then SIGKILL of its session after the grace time.
+
+    Processes left of its session when the leader is gone are killed too.
+    """
     if not signal_ours(record, signal.SIGTERM):
+        _kill_members(record)
         return
     deadline = time.monotonic() + grace
     while time.monotonic() < deadline:
@@ -140,8 +197,9 @@ def stop(record: ProcessRecord, grace: float = 5.0) -> None:
     for _ in range(100):
         _reap(record.pid)
         if not is_ours(record):
-            return
+            break
         time.sleep(0.02)
+    _kill_members(record)
 
 
 def log_tail(path: str, lines: int = 5) -> str:

@@ -17,7 +17,7 @@ import yaml
 from harness import net
 from harness.journal import Journal
 from harness.platforms.local import LocalPlatform
-from harness.platforms.processes import process_start_time
+from harness.platforms.processes import free_port, process_start_time
 from tests.conftest import harness_cli
 
 pytestmark = pytest.mark.integration
@@ -178,3 +178,69 @@ def test_second_run_on_same_state_is_refused(tmp_path: Path) -> None:
         proc.send_signal(signal.SIGINT)
         proc.communicate(timeout=60)
     assert proc.returncode == 130
+
+
+def _wait_for_record(tmp_path: Path, service: str, proc: subprocess.Popen[str]) -> None:
+    deadline = time.monotonic() + 60
+    path = tmp_path / "state" / "state.json"
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, proc.communicate()
+        try:
+            state = json.loads(path.read_text())
+        except (OSError, ValueError):
+            state = {}
+        if any(r["service"] == service for r in state.get("records", [])):
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"{service} never started")
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGKILL], ids=["sigint", "sigkill"])
+def test_signal_during_startup_leaves_nothing(tmp_path: Path, signum: int) -> None:
+    """A signal while Prometheus is still getting ready leaves no process once reconciled."""
+    proc = _start_run(tmp_path, EXPERIMENT)
+    _wait_for_record(tmp_path, "prometheus", proc)
+    pids = _pids(tmp_path)
+    proc.send_signal(signum)
+    proc.communicate(timeout=60)
+    if signum == signal.SIGINT:
+        assert proc.returncode == 130
+    else:
+        result = harness_cli("reconcile", "--state-dir", str(tmp_path / "state"), cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+    _assert_clean(tmp_path, pids)
+
+
+def test_stale_journal_entry_is_settled(tmp_path: Path) -> None:
+    """A journaled toxic on an API port where nothing listens no longer blocks runs."""
+    state = tmp_path / "state"
+    journal = Journal(state / "journal.jsonl")
+    port = free_port()
+    journal.record_apply("old", "old/control/0", {
+        "kind": "toxic", "toxiproxy": f"http://127.0.0.1:{port}", "proxy": "api_to_payments",
+        "toxic": "harness_0_latency_downstream", "link": "api->payments",
+        "holder_pid": None, "holder_start": None,
+    })  # fmt: skip
+    with (state / "journal.jsonl").open("a") as handle:
+        handle.write('[]\n{"event": "apply"}\nnot json at all\n')
+    result = harness_cli("reconcile", "--state-dir", str(state), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "no longer running" in result.stderr
+    assert journal.outstanding() == {}
+
+
+@pytest.mark.parametrize(
+    "content",
+    ["garbage", "", "[]", '{"records": [{"bogus": 1}]}'],
+    ids=["garbage", "empty", "list", "bad-record"],
+)
+def test_corrupt_state_file(tmp_path: Path, content: str) -> None:
+    """A corrupt state file gives one line and a documented exit code, not a traceback."""
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "state.json").write_text(content)
+    result = harness_cli("status", "--state-dir", str(state), cwd=tmp_path)
+    assert "Traceback" not in result.stderr
+    assert result.returncode in (0, 3), result.stderr
+    if result.returncode == 3:
+        assert "state.json" in result.stderr

@@ -14,7 +14,14 @@ from harness.errors import TargetStartError
 from harness.faults import FAULT_KINDS, FaultContext, FaultSpec
 from harness.journal import Journal
 from harness.platforms.local import LocalPlatform
-from harness.platforms.processes import ProcessRecord, process_start_time, signal_ours, spawn
+from harness.platforms.processes import (
+    ProcessRecord,
+    group_members,
+    port_listening,
+    process_start_time,
+    signal_ours,
+    spawn,
+)
 from harness.stack import load_stack
 
 pytestmark = pytest.mark.integration
@@ -143,3 +150,17 @@ def test_toxic_with_traffic_takes_effect_and_is_removed(platform: LocalPlatform)
     assert journal.remove("test", "test/0", data) is None
     assert platform.toxics_left() == []
     assert journal.outstanding() == {}
+
+
+def test_killed_nginx_master_leaves_no_worker(platform: LocalPlatform) -> None:
+    """Workers of a killed nginx master are found by their session and stopped by down."""
+    platform.up(_defaults(platform))
+    edge = next(r for r in platform.records() if r.service == "edge")
+    os.kill(edge.pid, signal.SIGKILL)
+    time.sleep(0.2)
+    assert group_members(edge) != []
+    assert any(i.service == "edge" for i in platform.status().instances)
+    platform.down()
+    assert group_members(edge) == []
+    assert not port_listening(edge.port or 0)
+    assert platform.audit() == []

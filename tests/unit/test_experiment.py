@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +13,13 @@ import pytest
 import yaml
 
 from harness.errors import InvalidInput
-from harness.experiment import list_experiments, load_experiment, parse_experiment
+from harness.experiment import (
+    EXPERIMENTS_DIR,
+    list_experiments,
+    load_experiment,
+    load_experiment_file,
+    parse_experiment,
+)
 
 GOOD: dict[str, Any] = {
     "name": "demo",
@@ -192,3 +199,60 @@ def test_cli_bad_input_exit_2(args: list[str], message: str, tmp_path: Path) -> 
     assert message in result.stderr
     assert "Traceback" not in result.stderr
     assert not (state / "state.json").exists()
+
+
+def _alias_bomb(levels: int) -> str:
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x]"]
+    for level in range(1, levels):
+        refs = ", ".join([f"*a{level - 1}"] * 9)
+        lines.append(f"a{level}: &a{level} [{refs}]")
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize(
+    ("case", "text", "message"),
+    [
+        ("duplicate key", "name: a\nname: b\n", "duplicate key 'name'"),
+        ("users as boolean", yaml.safe_dump(_with("load.users", True)), "load.users"),
+        ("phase too short", yaml.safe_dump(_with("phases.fault", "0.0001ms")), "phases.fault"),
+        (
+            "control character in name",
+            yaml.safe_dump(_with("hypotheses.0.name", "bad\x1bname")),
+            "hypotheses[0].name",
+        ),
+        ("alias expansion", _alias_bomb(6), "expands to more than"),
+        ("unknown optional service", yaml.safe_dump(_with("services", ["mongodb"])), "services[0]"),
+        ("required service listed", yaml.safe_dump(_with("services", ["api"])), "services[0]"),
+        (
+            "link to a service not started",
+            yaml.safe_dump(_with("faults.0.link", "api->redis")),
+            "add it under services",
+        ),
+    ],
+)
+def test_more_bad_input(case: str, text: str, message: str) -> None:
+    """Inputs found by breaking the loader give one line too."""
+    with pytest.raises(InvalidInput) as caught:
+        parse_experiment(text, "bad.yaml")
+    assert message in str(caught.value)
+    assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize("kind", ["directory", "device", "fifo"])
+def test_not_a_regular_file(tmp_path: Path, kind: str) -> None:
+    """A folder, a device or a FIFO named like an experiment file is rejected unread."""
+    path = tmp_path / "thing.yaml"
+    if kind == "directory":
+        path.mkdir()
+    elif kind == "device":
+        path.symlink_to("/dev/zero")
+    else:
+        os.mkfifo(path)
+    with pytest.raises(InvalidInput, match="not a regular file"):
+        load_experiment_file(path)
+
+
+def test_catalog_name_checked_by_path(tmp_path: Path) -> None:
+    """A relative path into the catalog gets the same name check as a name."""
+    relative = os.path.relpath(EXPERIMENTS_DIR / "circuit-breaker.yaml")
+    assert load_experiment_file(Path(relative)).name == "circuit-breaker"
