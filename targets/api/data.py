@@ -200,9 +200,10 @@ async def post_account(request: Request) -> Response:
             "UPDATE accounts SET version = version + 1 WHERE id = $1 RETURNING version",
             account_id,
         )
-        # Read the LSN after the commit: one read inside the UPDATE precedes its commit
-        # record, so a replica at that LSN would not show the write yet.
-        lsn = await _query("primary", "SELECT pg_current_wal_lsn()::text AS lsn")
+        # The insert position after the commit covers the commit record. The write position
+        # (pg_current_wal_lsn) may lag it under synchronous_commit = off, and one read inside
+        # the UPDATE precedes the commit record; a replica at either would miss the write.
+        lsn = await _query("primary", "SELECT pg_current_wal_insert_lsn()::text AS lsn")
     except Unavailable as exc:
         return _unavailable(exc)
     return JSONResponse({"id": account_id, "version": rows[0]["version"], "lsn": lsn[0]["lsn"]})
