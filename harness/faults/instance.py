@@ -78,13 +78,17 @@ class PauseFault(_InstanceFault):
             raise FaultError(f"instance {data['instance']} is not running")
 
     def took_effect(self, spec: FaultSpec, data: JournalData) -> bool:
-        """Check that the process is stopped (state T)."""
-        try:
-            with open(f"/proc/{data['pid']}/stat") as stat:
-                fields = stat.read().rsplit(")", 1)[1].split()
-        except OSError:
-            return False
-        return fields[0] in ("T", "t")
+        """Check that the process is stopped (state T); the signal lands asynchronously."""
+        for _ in range(100):
+            try:
+                with open(f"/proc/{data['pid']}/stat") as stat:
+                    fields = stat.read().rsplit(")", 1)[1].split()
+            except OSError:
+                return False
+            if fields[0] in ("T", "t"):
+                return True
+            time.sleep(0.01)
+        return False
 
     def remove(self, data: JournalData, platform: Platform | None = None) -> None:
         """Send SIGCONT; a process already gone counts as removed."""

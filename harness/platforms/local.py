@@ -196,6 +196,13 @@ class LocalPlatform:
         self._save(state)
         log.info("stack.up", services=running, ports=ports)
 
+    def _pg_root(self) -> Path:
+        root = getattr(self, "_pg_root_path", None)
+        if root is None:
+            root = postgres.data_root(self.state_dir)
+            self._pg_root_path: Path = root
+        return root
+
     def wanted_services(self) -> list[str]:
         """Return the services to start for the current options."""
         return self.stack.running_services(self.options.services)
@@ -351,7 +358,7 @@ class LocalPlatform:
         self, service: str, ports: dict[str, int], variant: Variant
     ) -> ProcessRecord:
         spec = self.stack.services[service]
-        data = self.state_dir / "pg" / service
+        data = self._pg_root() / "data" / service
         name = f"{service}-1"
         if spec.role == "replica":
             assert spec.primary is not None
@@ -360,7 +367,7 @@ class LocalPlatform:
             postgres.point_replica(data, link)
         else:
             cached = postgres.cached_primary(
-                self.state_dir / "pgcache", self.options.seed, self.options.data_rows, self.logs
+                self._pg_root() / "cache", self.options.seed, self.options.data_rows, self.logs
             )
             postgres.copy_data(cached, data)
         record = postgres.start(data, ports[service], name, self.logs / f"{name}.log")
@@ -581,7 +588,7 @@ class LocalPlatform:
             wait_until(record, http_ok(f"http://{LOOPBACK}:{old.port}/health"), START_TIMEOUT_S,
                        "GET /health")  # fmt: skip
         elif service.kind == "postgres":
-            data = self.state_dir / "pg" / old.service
+            data = self._pg_root() / "data" / old.service
             record = postgres.start(data, old.port, instance, self.logs / f"{instance}.log")
         elif service.kind == "redis":
             record = self._start_redis(old.service, old.port)

@@ -7,6 +7,7 @@ by seed and row count, and each run starts from a copy of it.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import subprocess
@@ -72,6 +73,23 @@ def _run(argv: list[str], what: str) -> None:
     if result.returncode != 0:
         detail = (result.stderr or result.stdout).strip().splitlines()[-1:]
         raise TargetStartError(f"postgres: {what} failed: {' '.join(detail)}")
+
+
+def data_root(state_dir: Path) -> Path:
+    """Return where data folders live: under the state folder when the postgres user can
+    reach it, else in a folder of its own under /var/tmp (a state folder inside a 0700 home
+    or pytest's 0700 temporary folder is out of that user's reach)."""
+    inside = state_dir / "pg"
+    if os.geteuid() != 0:
+        return inside
+    reachable = subprocess.run(_as_postgres(["test", "-x", str(state_dir)]), timeout=30)
+    if reachable.returncode == 0:
+        return inside
+    digest = hashlib.sha1(str(state_dir.resolve()).encode()).hexdigest()[:12]
+    outside = Path("/var/tmp") / f"harness-pg-{digest}"
+    outside.mkdir(mode=0o755, exist_ok=True)
+    os.chmod(outside, 0o755)
+    return outside
 
 
 def dsn(port: int, database: str = "postgres") -> str:

@@ -138,3 +138,46 @@ def test_timeouts_off_in_both_arms_fails(tmp_path: Path) -> None:
     code, report, output = _run(tmp_path, _write_variant(tmp_path, "timeouts", deadline_off))
     assert code == 1, output[-3000:]
     assert any("treatment/deadline bounds latency" in f for f in _failed(report))
+
+
+def test_sharding_passes(tmp_path: Path) -> None:
+    """The sharding experiment (small seed data) passes and leaves nothing behind."""
+    code, report, output = _run(tmp_path, _write_variant(tmp_path, "sharding"))
+    assert code == 0, (_failed(report), output[-3000:])
+    treatment = report["arms"]["treatment"]["phases"]["fault"]["probes"]
+    assert treatment["odd_tenants_error_rate"] < 0.05
+    assert treatment["even_tenants_error_rate"] > 0.9
+    _assert_nothing_left(tmp_path)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "name", ["cache-aside", "read-replicas", "indexing", "pagination", "rate-limiting"]
+)
+def test_data_experiment_passes(tmp_path: Path, name: str) -> None:
+    """Each data experiment passes as shipped."""
+    code, report, output = _run(tmp_path, _write_variant(tmp_path, name))
+    assert code == 0, (_failed(report), output[-3000:])
+    _assert_nothing_left(tmp_path)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("name", "failing"),
+    [
+        ("cache-aside", "treatment/hits are fast"),
+        ("read-replicas", "treatment/the replica takes the reads"),
+        ("sharding", "treatment/the other shard's tenants are served"),
+    ],
+)
+def test_data_pattern_off_fails(tmp_path: Path, name: str, failing: str) -> None:
+    """With the pattern off in the treatment too, the data experiment fails."""
+
+    def pattern_off(data: dict[str, Any]) -> None:
+        data["arms"]["treatment"]["target"] = data["arms"]["control"]["target"]
+        if name == "sharding":
+            data["arms"]["treatment"]["faults"] = data["arms"]["control"]["faults"]
+
+    code, report, output = _run(tmp_path, _write_variant(tmp_path, name, pattern_off))
+    assert code == 1, output[-3000:]
+    assert any(failing in f for f in _failed(report)), _failed(report)
