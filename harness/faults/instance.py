@@ -68,7 +68,7 @@ class _InstanceFault:
 
 
 class PauseFault(_InstanceFault):
-    """Freezes an instance: it keeps its sockets but neither runs nor answers."""
+    """Freezes an instance: it keeps its sockets but neither runs nor responds."""
 
     name = "pause"
 

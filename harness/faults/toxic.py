@@ -125,7 +125,7 @@ class ToxicFault:
             raise FaultError(f"link {data['link']}: fault proxy API unreachable: {exc}") from None
         if response.status_code != 200:
             raise FaultError(
-                f"link {data['link']}: fault proxy refused toxic {spec.toxic}: "
+                f"link {data['link']}: fault proxy rejected toxic {spec.toxic}: "
                 f"{response.status_code} {response.text.strip()}"
             )
 
@@ -161,7 +161,7 @@ class ToxicFault:
         pid, start = data.get("holder_pid"), data.get("holder_start")
         if isinstance(pid, int) and isinstance(start, int):
             return process_start_time(pid) != start
-        # Without a recorded process, a loopback API port where nothing listens holds no toxic.
+        # Without a recorded process, a loopback API port where nothing listens has no toxic.
         url = urlsplit(str(data.get("toxiproxy", "")))
         host, port = url.hostname or "", url.port
         return is_loopback_host(host) and port is not None and not port_listening(port)

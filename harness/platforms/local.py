@@ -46,7 +46,7 @@ TOXIPROXY_SERVICE = "toxiproxy"
 
 @dataclass
 class UpOptions:
-    """What an experiment asks of the target beyond service settings."""
+    """What an experiment requests of the target beyond service settings."""
 
     services: list[str] = field(default_factory=list)
     seed: int = 42
@@ -301,7 +301,7 @@ class LocalPlatform:
             response = net.request("POST", f"{self.toxiproxy()}/proxies", json=body)
             if response.status_code != 201:
                 raise TargetStartError(
-                    f"link {link_name}: fault proxy refused the proxy: "
+                    f"link {link_name}: fault proxy rejected the proxy: "
                     f"{response.status_code} {response.text.strip()}"
                 )
             links[link_name] = {"proxy": proxy_name(link_name), "listen": listen}

@@ -76,9 +76,12 @@ def _run(argv: list[str], what: str) -> None:
 
 
 def data_root(state_dir: Path) -> Path:
-    """Return where data folders live: under the state folder when the postgres user can
-    reach it, else in a folder of its own under /var/tmp (a state folder inside a 0700 home
-    or pytest's 0700 temporary folder is out of that user's reach)."""
+    """Return the folder for data folders: under the state folder when the postgres user can
+    reach it, else a folder of its own under /var/tmp.
+
+    A state folder inside a 0700 home, or inside pytest's 0700 temporary folder, is out of
+    that user's reach.
+    """
     inside = state_dir / "pg"
     if os.geteuid() != 0:
         return inside

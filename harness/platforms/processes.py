@@ -23,7 +23,7 @@ LOOPBACK = "127.0.0.1"
 
 @dataclass
 class ProcessRecord:
-    """A process the harness started; the start time tells it apart from a reused pid."""
+    """A process the harness started; the start time distinguishes it from a reused pid."""
 
     service: str
     name: str
@@ -190,7 +190,7 @@ def stop(record: ProcessRecord, grace: float = 5.0) -> None:
         if not is_ours(record):
             return
         time.sleep(0.05)
-    # The process leads its own session (start_new_session), so its group holds its workers.
+    # The process leads its own session (start_new_session), so its group contains its workers.
     if is_ours(record):
         with contextlib.suppress(ProcessLookupError):
             os.killpg(record.pid, signal.SIGKILL)
@@ -231,7 +231,7 @@ def wait_until(record: ProcessRecord, check: Callable[[], bool], timeout: float,
 
 
 def http_ok(url: str) -> Callable[[], bool]:
-    """Return a check that passes when a GET of the URL answers 2xx."""
+    """Return a check that passes when a GET of the URL returns 2xx."""
 
     def check() -> bool:
         try:

@@ -53,7 +53,7 @@ LIMITER = Counter("api_rate_limit_total", "Rate limiter decisions", ["decision"]
 
 
 class Unavailable(Exception):
-    """A database the request needs did not answer in time."""
+    """A database the request needs did not respond in time."""
 
 
 _pools: dict[str, asyncpg.Pool] = {}
@@ -165,7 +165,7 @@ async def put_product(request: Request) -> Response:
 
 
 async def get_account(request: Request) -> Response:
-    """Read an account from the replica or the primary, as the settings say.
+    """Read an account from the replica or the primary, as configured.
 
     With read-your-writes, a client that sends the LSN of its last write (`X-Min-Lsn`) reads
     from the replica only once the replica has replayed that far, else from the primary.
@@ -267,7 +267,7 @@ def _shard_of(tenant_id: int) -> str:
 
 
 async def tenant_orders(request: Request) -> Response:
-    """Read a tenant's latest orders from the shard that holds the tenant."""
+    """Read a tenant's latest orders from the shard that contains the tenant."""
     tenant_id = int(request.path_params["tenant_id"])
     shard = _shard_of(tenant_id)
     try:
