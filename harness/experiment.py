@@ -101,6 +101,7 @@ class Arm(BaseModel):
     faults: list[FaultSpec] | None = None
     phases: Phases | None = None
     load: LoadProfile | None = None
+    scale: dict[str, Annotated[StrictInt, Field(ge=1, le=10)]] = {}
 
 
 class Probe(BaseModel):
@@ -257,6 +258,12 @@ def _check_cross_references(experiment: Experiment, stack: Stack, where: str) ->
         stack.resolve_settings(
             {k: dict(v) for k, v in arm.target.items()}, f"{where}: field arms.{arm_name}.target"
         )
+        for service in arm.scale:
+            if service not in stack.services or stack.services[service].kind != "asgi":
+                raise InvalidInput(
+                    f"{where}: field arms.{arm_name}.scale.{service}: only the api and payments "
+                    "services scale"
+                )
         own = experiment.arms[arm_name].faults is not None
         for index, fault in enumerate(experiment.arm_faults(arm_name)):
             field = f"arms.{arm_name}.faults[{index}]" if own else f"faults[{index}]"

@@ -146,7 +146,7 @@ class Runner:
 
         run_dir = self.state_dir / "runs" / run_id
         run_dir.mkdir(parents=True, exist_ok=True)
-        self.platform.up(variant)
+        self.platform.up(variant, arm.scale)
         load: LoadRun | None = None
         applied: list[_Applied] = []
         origin = self.clock.now()

@@ -16,5 +16,6 @@ USER_CLASS_NAMES: tuple[str, ...] = (
     "OrderSearcher",
     "ProductReader",
     "ProductWriter",
+    "SessionUser",
     "TenantUser",
 )

@@ -304,6 +304,33 @@ class AbusiveSearcher(_LoopbackUser):
                         headers={"X-User": "abuser"}, timeout=REQUEST_TIMEOUT_S)  # fmt: skip
 
 
+class SessionUser(_LoopbackUser):
+    """A logged-in user who keeps reading their profile; a 401 means the session was lost."""
+
+    wait_time = between(0.05, 0.15)
+
+    def on_start(self) -> None:
+        """Log in."""
+        super().on_start()
+        self.user_name = f"user-{next(_user_ids)}"
+        self._login()
+
+    def _login(self) -> None:
+        self.client.post("/login", json={"user": self.user_name}, name="/login",
+                         timeout=REQUEST_TIMEOUT_S)  # fmt: skip
+
+    @task
+    def profile(self) -> None:
+        """Read the profile; on 401 count a bounced user and log in again."""
+        with self.client.get("/profile", name="/profile", timeout=REQUEST_TIMEOUT_S,
+                             catch_response=True) as response:  # fmt: skip
+            if response.status_code == 401:
+                # The request itself worked: the instance responded, it only lost the session.
+                response.success()
+                _fire(self, "bounced", time.time(), 0.0, "session lost")
+                self._login()
+
+
 def data_rows() -> int:
     """Return the seed rows of the orders table, which the runner passes to the worker."""
     return int(os.environ.get("HARNESS_DATA_ROWS", "10000"))
@@ -321,7 +348,7 @@ USER_CLASSES.update(
         cls.__name__: cls
         for cls in (
             ProductReader, ProductWriter, AccountReader, AccountWriter, OrderSearcher,
-            OffsetPager, CursorPager, TenantUser, NormalSearcher, AbusiveSearcher,
+            OffsetPager, CursorPager, TenantUser, NormalSearcher, AbusiveSearcher, SessionUser,
         )
     }
 )  # fmt: skip

@@ -39,7 +39,7 @@ class Platform(Protocol):
 
     name: str
 
-    def up(self, variant: Variant) -> None:
+    def up(self, variant: Variant, scale: dict[str, int] | None = None) -> None:
         """Start the target with the given service settings and wait until it is healthy."""
         ...
 

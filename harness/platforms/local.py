@@ -51,6 +51,12 @@ class UpOptions:
     services: list[str] = field(default_factory=list)
     seed: int = 42
     data_rows: int = 10_000
+    instances: dict[str, int] = field(default_factory=dict)
+
+
+# How the edge picks an api instance: round robin, or by the session cookie so a user stays
+# on one instance while it lives (consistent hashing moves only that instance's users).
+BALANCE = {"round_robin": "", "sticky": "hash $cookie_session consistent;"}
 
 
 def proxy_name(link: str) -> str:
@@ -136,8 +142,9 @@ class LocalPlatform:
 
     # Lifecycle -------------------------------------------------------------------------------
 
-    def up(self, variant: Variant) -> None:
+    def up(self, variant: Variant, scale: dict[str, int] | None = None) -> None:
         """Start every service of the stack with the arm's settings and wait for health."""
+        self.options.instances = dict(scale or {})
         leftovers = [r for r in self.records() if is_ours(r)]
         if leftovers:
             names = ", ".join(r.name for r in leftovers)
@@ -170,7 +177,7 @@ class LocalPlatform:
             service = self.stack.services[service_name]
             env_links = self._links_into(service_name, ports, links, state, running)
             if service.kind == "asgi":
-                for index in range(service.instances):
+                for index in range(self.options.instances.get(service_name, service.instances)):
                     name = f"{service_name}-{index + 1}"
                     port = free_port()
                     ports[name] = port
@@ -187,7 +194,7 @@ class LocalPlatform:
                 self._start_exporter(service_name, ports, running)
             elif service.kind == "nginx":
                 ports[service_name] = free_port()
-                self._start_nginx(service_name, ports)
+                self._start_nginx(service_name, ports, variant)
             elif service.kind == "prometheus":
                 ports[service_name] = free_port()
                 self._start_prometheus(service_name, ports)
@@ -392,7 +399,7 @@ class LocalPlatform:
                    START_TIMEOUT_S, "GET /metrics")  # fmt: skip
         return record
 
-    def _start_nginx(self, service: str, ports: dict[str, int]) -> ProcessRecord:
+    def _start_nginx(self, service: str, ports: dict[str, int], variant: Variant) -> ProcessRecord:
         spec = self.stack.services[service]
         upstream = spec.upstream or "api"
         servers = "\n".join(
@@ -409,6 +416,7 @@ class LocalPlatform:
             tmp=tmp,
             upstream=upstream,
             servers=servers,
+            balance=BALANCE[str(variant.get(service, {}).get("balance", "round_robin"))],
             listen=f"{LOOPBACK}:{ports[service]}",
         )
         conf_path = run / "nginx.conf"

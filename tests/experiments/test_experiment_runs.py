@@ -152,7 +152,8 @@ def test_sharding_passes(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    "name", ["cache-aside", "read-replicas", "indexing", "pagination", "rate-limiting"]
+    "name",
+    ["cache-aside", "read-replicas", "indexing", "pagination", "rate-limiting", "load-balancing"],
 )
 def test_data_experiment_passes(tmp_path: Path, name: str) -> None:
     """Each data experiment passes as shipped."""
