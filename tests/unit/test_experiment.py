@@ -224,6 +224,18 @@ def _alias_bomb(levels: int) -> str:
         ("unknown optional service", yaml.safe_dump(_with("services", ["mongodb"])), "services[0]"),
         ("required service listed", yaml.safe_dump(_with("services", ["api"])), "services[0]"),
         (
+            "scale of a database",
+            yaml.safe_dump(_with("arms.control.scale", {"edge": 2})),
+            "only the api and payments",
+        ),
+        ("scale of zero", yaml.safe_dump(_with("arms.control.scale", {"api": 0})), "scale"),
+        ("scale too large", yaml.safe_dump(_with("arms.control.scale", {"api": 11})), "scale"),
+        (
+            "unknown balance",
+            yaml.safe_dump(_with("arms.control.target", {"edge": {"balance": "x"}})),
+            "balance",
+        ),
+        (
             "link to a service not started",
             yaml.safe_dump(_with("faults.0.link", "api->redis")),
             "add it under services",
