@@ -76,6 +76,18 @@ class FaultKind(Protocol):
         ...
 
 
+class OnInstance:
+    """Helpers of fault kinds that act on one instance named `<service>-<n>`."""
+
+    def services(self, spec: FaultSpec) -> list[str]:
+        """Return the instance's service."""
+        return [(spec.instance or "").rpartition("-")[0]]
+
+    def describe(self, spec: FaultSpec) -> str:
+        """Return the instance."""
+        return spec.instance or ""
+
+
 def holder_gone(data: JournalData) -> bool:
     """Tell whether the process that held a journaled fault has stopped, taking it along."""
     from harness.faults import FAULT_KINDS

@@ -7,7 +7,7 @@ import signal
 import time
 
 from harness.errors import FaultError, InvalidInput
-from harness.faults.base import FaultContext, FaultSpec, JournalData
+from harness.faults.base import FaultContext, FaultSpec, JournalData, OnInstance
 from harness.platforms.base import Platform
 from harness.platforms.processes import (
     ProcessRecord,
@@ -26,7 +26,7 @@ def _instance_service(stack: Stack, instance: str) -> str | None:
     return None
 
 
-class _InstanceFault:
+class _InstanceFault(OnInstance):
     name = ""
 
     def check(self, spec: FaultSpec, stack: Stack, where: str) -> None:
@@ -39,14 +39,6 @@ class _InstanceFault:
                                "use <service>-<n> such as api-1 or redis-1")  # fmt: skip
         if spec.link is not None or spec.toxic is not None or spec.attributes:
             raise InvalidInput(f"{where}: {self.name} takes only an instance")
-
-    def services(self, spec: FaultSpec) -> list[str]:
-        """Return the instance's service."""
-        return [(spec.instance or "").rpartition("-")[0]]
-
-    def describe(self, spec: FaultSpec) -> str:
-        """Return the instance."""
-        return spec.instance or ""
 
     def prepare(self, spec: FaultSpec, context: FaultContext) -> JournalData:
         """Record the instance's process, so a later process can undo the fault."""

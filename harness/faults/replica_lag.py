@@ -5,14 +5,14 @@ from __future__ import annotations
 import psycopg
 
 from harness.errors import FaultError, InvalidInput
-from harness.faults.base import FaultContext, FaultSpec, JournalData
+from harness.faults.base import FaultContext, FaultSpec, JournalData, OnInstance
 from harness.platforms import postgres
 from harness.platforms.base import Platform
 from harness.platforms.processes import process_start_time
 from harness.stack import Stack
 
 
-class ReplicaLagFault:
+class ReplicaLagFault(OnInstance):
     """Pauses replay with pg_wal_replay_pause(): the replica serves ever older data."""
 
     name = "replica_lag"
@@ -25,14 +25,6 @@ class ReplicaLagFault:
                                "such as postgres-replica-1")  # fmt: skip
         if stack.services[service].role != "replica":
             raise InvalidInput(f"{where}.instance: {spec.instance!r} is not a replica")
-
-    def services(self, spec: FaultSpec) -> list[str]:
-        """Return the replica's service."""
-        return [(spec.instance or "").rpartition("-")[0]]
-
-    def describe(self, spec: FaultSpec) -> str:
-        """Return the replica instance."""
-        return spec.instance or ""
 
     def prepare(self, spec: FaultSpec, context: FaultContext) -> JournalData:
         """Record the replica's port and process."""

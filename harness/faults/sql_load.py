@@ -10,7 +10,7 @@ import psycopg
 import structlog
 
 from harness.errors import FaultError, InvalidInput
-from harness.faults.base import FaultContext, FaultSpec, JournalData
+from harness.faults.base import FaultContext, FaultSpec, JournalData, OnInstance
 from harness.platforms import postgres
 from harness.platforms.base import Platform
 from harness.stack import Stack
@@ -44,7 +44,7 @@ def _loop(port: int, statement: str, rate: float, stop: threading.Event, done: l
         log.warning("sql_load.connect_failed", error=str(exc))
 
 
-class SqlLoadFault:
+class SqlLoadFault(OnInstance):
     """Runs `statement` on a PostgreSQL instance at `attributes.rate` per second (0: at once)."""
 
     name = "sql_load"
@@ -65,14 +65,6 @@ class SqlLoadFault:
             if not 0 <= value <= 10_000:
                 raise InvalidInput(f"{where}.attributes.rate: invalid value {value!r}; "
                                    "expected 0 to 10000 statements per second")  # fmt: skip
-
-    def services(self, spec: FaultSpec) -> list[str]:
-        """Return the instance's service."""
-        return [(spec.instance or "").rpartition("-")[0]]
-
-    def describe(self, spec: FaultSpec) -> str:
-        """Return the instance."""
-        return spec.instance or ""
 
     def prepare(self, spec: FaultSpec, context: FaultContext) -> JournalData:
         """Record the instance's port and a key for the loop of this process."""
