@@ -8,6 +8,7 @@ from harness.faults.base import FaultContext, FaultKind, FaultSpec, JournalData
 from harness.faults.instance import KillFault, PauseFault
 from harness.faults.load_spike import LoadSpikeFault
 from harness.faults.replica_lag import ReplicaLagFault
+from harness.faults.scale import ScaleFault
 from harness.faults.sql_load import SqlLoadFault
 from harness.faults.toxic import ToxicFault
 from harness.platforms.base import Platform
@@ -29,6 +30,7 @@ FAULT_KINDS: dict[str, FaultKind] = {
     ReplicaLagFault.name: ReplicaLagFault(),
     SqlLoadFault.name: SqlLoadFault(),
     LoadSpikeFault.name: LoadSpikeFault(),
+    ScaleFault.name: ScaleFault(),
 }
 
 __all__ = ["FAULT_KINDS", "FaultContext", "FaultKind", "FaultSpec", "JournalData", "Removable"]

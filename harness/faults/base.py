@@ -28,6 +28,7 @@ class FaultSpec(BaseModel):
     instance: str | None = None
     statement: str | None = Field(default=None, max_length=10_000)
     user_class: str | None = None
+    service: str | None = None
 
 
 @dataclass

@@ -292,9 +292,9 @@ class NormalSearcher(_LoopbackUser):
 
 
 class AbusiveSearcher(_LoopbackUser):
-    """The abuser: many connections, barely a pause, one user name."""
+    """The abuser: many connections, each with a short pause, all under one user name."""
 
-    wait_time = between(0.02, 0.05)
+    wait_time = between(0.1, 0.2)
 
     @task
     def search(self) -> None:

@@ -7,6 +7,7 @@ import os
 import shutil
 import signal
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +19,7 @@ import structlog
 
 from harness import net
 from harness.errors import HarnessError, TargetStartError
-from harness.platforms import postgres
+from harness.platforms import cgroups, postgres
 from harness.platforms.base import InstanceStatus, StackStatus, Variant
 from harness.platforms.processes import (
     LOOPBACK,
@@ -88,6 +89,7 @@ class LocalPlatform:
         self.state_dir = state_dir
         self.stack = stack or load_stack()
         self.options = options or UpOptions()
+        self._cgroups: dict[str, str] = {}
         self.logs = state_dir / "logs"
         self.state_file = state_dir / "state.json"
 
@@ -220,6 +222,9 @@ class LocalPlatform:
         for record in reversed(self._stopped):
             stop(record)
             log.info("instance.stopped", service=record.service, instance=record.name)
+        for path in self._cgroups.values():
+            cgroups.remove(Path(path))
+        self._cgroups.clear()
         if self.state_file.exists():
             self.state_file.unlink()
 
@@ -329,6 +334,7 @@ class LocalPlatform:
             value = variant.get(service, {}).get(key, setting.default)
             env[setting.env] = setting.to_env(value)
         assert spec.app is not None
+        limit_mb = float(variant.get(service, {}).get("memory_limit_mb", 0) or 0)
         argv = [
             sys.executable, "-m", "uvicorn", spec.app,
             "--host", LOOPBACK, "--port", str(port),
@@ -336,8 +342,14 @@ class LocalPlatform:
             # Longer than any fault window, so an idle connection held by a toxic stays open.
             "--timeout-keep-alive", "120",
         ]  # fmt: skip
-        return spawn(service, name, argv, self.logs / f"{name}.log", env=env, port=port,
-                     cwd=REPO_ROOT)  # fmt: skip
+        record = spawn(service, name, argv, self.logs / f"{name}.log", env=env, port=port,
+                       cwd=REPO_ROOT)  # fmt: skip
+        if limit_mb > 0:
+            path = cgroups.limit_memory(f"{self.state_dir.name}-{name}-{record.pid}", record.pid,
+                                        int(limit_mb * 1024 * 1024))  # fmt: skip
+            self._cgroups[name] = str(path)
+            log.info("instance.memory_limited", instance=name, limit_mb=limit_mb, cgroup=str(path))
+        return record
 
     def _wait_instances(self, state: dict[str, object], service: str) -> None:
         for record in self.records():
@@ -399,13 +411,16 @@ class LocalPlatform:
                    START_TIMEOUT_S, "GET /metrics")  # fmt: skip
         return record
 
-    def _start_nginx(self, service: str, ports: dict[str, int], variant: Variant) -> ProcessRecord:
+    def _write_nginx_conf(
+        self, service: str, ports: dict[str, int], variant: Variant, leaving: frozenset[str]
+    ) -> Path:
+        """Write the edge's configuration with every running upstream instance but `leaving`."""
         spec = self.stack.services[service]
         upstream = spec.upstream or "api"
         servers = "\n".join(
             f"        server {LOOPBACK}:{r.port} max_fails=1 fail_timeout=2s;"
             for r in self.records()
-            if r.service == upstream
+            if r.service == upstream and r.name not in leaving and is_ours(r)
         )
         run = self.state_dir / "run"
         tmp = self.state_dir / "tmp"
@@ -421,6 +436,11 @@ class LocalPlatform:
         )
         conf_path = run / "nginx.conf"
         conf_path.write_text(conf)
+        return conf_path
+
+    def _start_nginx(self, service: str, ports: dict[str, int], variant: Variant) -> ProcessRecord:
+        conf_path = self._write_nginx_conf(service, ports, variant, frozenset())
+        run = self.state_dir / "run"
         nginx = shutil.which("nginx") or "/usr/sbin/nginx"
         argv = [nginx, "-e", str(self.logs / f"{service}.log"), "-p", str(run), "-c",
                 str(conf_path)]  # fmt: skip
@@ -533,9 +553,61 @@ class LocalPlatform:
         signal_ours(self._record(instance), signal.SIGCONT)
 
     def scale(self, service: str, count: int) -> None:
-        """Change the number of instances of a service."""
-        # TODO: scaling restarts the edge with a new upstream list; not built yet.
-        raise HarnessError("scale is not available on the local platform yet")
+        """Run `count` instances of an api-like service and reload the edge with them.
+
+        New instances start and pass their health check before the edge sends them traffic;
+        leaving ones are taken out of the edge first, so no request goes to a stopped one.
+        nginx reloads on SIGHUP with new workers while the old ones finish their requests.
+        """
+        spec = self.stack.services.get(service)
+        if spec is None or spec.kind != "asgi":
+            raise HarnessError(f"service {service!r} does not scale; the api and payments do")
+        if not 1 <= count <= 10:
+            raise HarnessError(f"scale {service}: invalid count {count}; expected 1 to 10")
+        state = self._load()
+        ports, links = state["ports"], state["links"]
+        variant = state.get("variant", {})
+        assert isinstance(ports, dict) and isinstance(links, dict) and isinstance(variant, dict)
+        current = sorted(
+            (r for r in self.records() if r.service == service and is_ours(r)),
+            key=lambda r: int(r.name.rpartition("-")[2]),
+        )
+        with tracking(lambda record: self._add_record(state, record)):
+            env = self._links_into(service, ports, links, state, self.wanted_services())
+            taken = {r.name for r in current}
+            index = 0
+            while len(taken) < count:
+                index += 1
+                name = f"{service}-{index}"
+                if name in taken:
+                    continue
+                ports[name] = free_port()
+                record = self._start_asgi(service, name, ports[name], variant, env)
+                wait_until(record, http_ok(f"http://{LOOPBACK}:{ports[name]}/health"),
+                           START_TIMEOUT_S, "GET /health")  # fmt: skip
+                taken.add(name)
+        leaving = current[count:] if count < len(current) else []
+        self._reload_edge(ports, variant, frozenset(r.name for r in leaving))
+        for record in leaving:
+            stop(record)
+        raw = state.get("records", [])
+        assert isinstance(raw, list)
+        gone = {r.name for r in leaving}
+        state["records"] = [r for r in raw if r.get("name") not in gone]
+        self._save(state)
+        log.info("service.scaled", service=service, count=count)
+
+    def _reload_edge(
+        self, ports: dict[str, int], variant: Variant, leaving: frozenset[str]
+    ) -> None:
+        for record in self.records():
+            spec = self.stack.services.get(record.service)
+            if spec is None or spec.kind != "nginx" or not is_ours(record):
+                continue
+            self._write_nginx_conf(record.service, ports, variant, leaving)
+            signal_ours(record, signal.SIGHUP)
+            # nginx handles SIGHUP asynchronously; give the new workers a moment to start.
+            time.sleep(0.5)
 
     def deploy(self, service: str, version: str) -> None:
         """Replace the instances of a service with another version."""
@@ -549,6 +621,13 @@ class LocalPlatform:
         if port is None:
             raise HarnessError(f"service {service!r} is not running; run `harness up` first")
         return f"http://{LOOPBACK}:{port}"
+
+    def instance_memory(self, instance: str) -> tuple[int, int] | None:
+        """Return the peak memory in bytes and the OOM kills of a memory-limited instance."""
+        path = self._cgroups.get(instance)
+        if path is None:
+            return None
+        return cgroups.peak_bytes(Path(path)), cgroups.oom_kills(Path(path))
 
     def instance_process(self, instance: str) -> tuple[int, int] | None:
         """Return the pid and start time of an instance's process, if it runs."""
