@@ -44,7 +44,7 @@ from harness.timeline import (
 
 log = structlog.get_logger(__name__)
 
-# The first second of the baseline holds the users' ramp-up, so it is left out of its figures.
+# The first second of the baseline contains the users' ramp-up, so its figures leave it out.
 WARM_UP_S = 1.0
 # Prometheus scrapes every second; wait for one more scrape before reading a phase's end.
 SCRAPE_SETTLE_S = 1.5
@@ -206,7 +206,7 @@ class Runner:
             toxics = self.platform.toxics_left()
             leaks.extend(f"toxic {t} still on the fault proxy" for t in toxics)
         except (HarnessError, requests.RequestException, ValueError) as exc:
-            # An unreachable proxy holds no toxic once the target is down.
+            # An unreachable proxy has no toxic once the target is down.
             log.warning("audit.toxics_unreadable", arm=arm_name, error=str(exc))
         if load is not None:
             load.stop()

@@ -123,7 +123,7 @@ def phase_stats(
 
 @dataclass(frozen=True)
 class Baseline:
-    """What normal looks like, from the baseline phase."""
+    """Normal figures, taken from the baseline phase."""
 
     p95: float
     error_rate: float

@@ -1,4 +1,4 @@
-"""What every fault kind has: a spec from the experiment file and apply, verify, remove."""
+"""The parts of every fault kind: a spec from the experiment file, and apply, verify, remove."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ class FaultSpec(BaseModel):
 
 @dataclass
 class FaultContext:
-    """What a fault acts through."""
+    """The platform and run a fault acts in."""
 
     platform: Platform
     run_id: str

@@ -14,7 +14,7 @@ from harness.platforms.base import Platform
 from harness.platforms.processes import ProcessRecord, process_start_time, signal_ours, stop
 from harness.stack import Stack
 
-# The spike ends when the fault is removed; this only bounds a spike nobody removes.
+# The spike ends when the fault is removed. This bound only ends a spike that is never removed.
 MAX_SPIKE_S = 600.0
 
 _running: dict[str, LoadRun] = {}

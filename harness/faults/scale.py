@@ -51,7 +51,10 @@ class ScaleFault:
         return len(self._platform.instances(str(data["service"]))) == int(str(data["count"]))
 
     def holder_gone(self, data: JournalData) -> bool:
-        """Tell whether nothing is left to scale back: only a live platform can say otherwise."""
+        """Return True: only the running arm's platform can scale back.
+
+        A later reconcile therefore has nothing to undo.
+        """
         return True
 
     def remove(self, data: JournalData, platform: Platform | None = None) -> None:

@@ -1,7 +1,7 @@
 """Load from Locust: user classes for the reference target and a bounded headless run.
 
 Locust patches the standard library with gevent when imported, so only the worker child
-process imports it; the harness knows the user classes by name alone.
+process imports it; the harness refers to the user classes by name alone.
 """
 
 USER_CLASS_NAMES: tuple[str, ...] = (

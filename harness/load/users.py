@@ -261,7 +261,7 @@ class TenantUser(_LoopbackUser):
 
     @task(10)
     def tenant(self) -> None:
-        """Read one tenant's orders; the name tells even tenants from odd ones."""
+        """Read one tenant's orders. The request name separates even tenants from odd ones."""
         tenant = random.randint(1, 8)
         parity = "even" if tenant % 2 == 0 else "odd"
         self.client.get(f"/tenants/{tenant}/orders", name=f"tenant {parity}",

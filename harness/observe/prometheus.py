@@ -32,7 +32,7 @@ class PrometheusProbes:
         """Return a counter's value at a time, interpolated between the scrapes around it.
 
         An instant query returns the last scrape before the time, up to one scrape interval
-        old; across a phase boundary where the rate changes that skews an increase. For a
+        old, which skews an increase across a phase boundary where the rate changes. For a
         plain selector, or a sum of one, the raw samples around the time are interpolated.
         """
         match = _SELECTOR.match(query)

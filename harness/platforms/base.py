@@ -12,7 +12,7 @@ Variant = dict[str, dict[str, SettingValue]]
 
 @dataclass
 class InstanceStatus:
-    """One running copy of a service as the platform sees it."""
+    """One running copy of a service, as the platform reports it."""
 
     service: str
     name: str
@@ -60,7 +60,7 @@ class Platform(Protocol):
         ...
 
     def pause(self, instance: str) -> None:
-        """Freeze one instance so it neither runs nor answers."""
+        """Freeze one instance so it neither runs nor responds."""
         ...
 
     def resume(self, instance: str) -> None:

@@ -1,6 +1,6 @@
 """Memory limits for local instances through the cgroup memory controller (v2 or v1).
 
-Each limited instance gets its own cgroup named `harness-<id>`; the kernel kills the instance
+Each limited instance gets its own cgroup named `harness-<id>`. The kernel kills the instance
 when it grows past the limit, and the cgroup counts those kills.
 """
 
@@ -75,6 +75,6 @@ def peak_bytes(path: Path) -> int:
 
 
 def remove(path: Path) -> None:
-    """Remove an empty cgroup; one that still holds processes stays."""
+    """Remove an empty cgroup. A cgroup that still contains processes stays."""
     with contextlib.suppress(OSError):
         os.rmdir(path)

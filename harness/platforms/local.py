@@ -47,7 +47,7 @@ TOXIPROXY_SERVICE = "toxiproxy"
 
 @dataclass
 class UpOptions:
-    """What an experiment requests of the target beyond service settings."""
+    """Target options an experiment sets beyond service settings."""
 
     services: list[str] = field(default_factory=list)
     seed: int = 42
@@ -55,8 +55,8 @@ class UpOptions:
     instances: dict[str, int] = field(default_factory=dict)
 
 
-# How the edge picks an api instance: round robin, or by the session cookie so a user stays
-# on one instance while it lives (consistent hashing moves only that instance's users).
+# Balancing rule of the edge: round robin, or the session cookie, so a user stays on one
+# instance while it lives. Consistent hashing moves only a lost instance's users.
 BALANCE = {"round_robin": "", "sticky": "hash $cookie_session consistent;"}
 
 
@@ -555,8 +555,8 @@ class LocalPlatform:
     def scale(self, service: str, count: int) -> None:
         """Run `count` instances of an api-like service and reload the edge with them.
 
-        New instances start and pass their health check before the edge sends them traffic;
-        leaving ones are taken out of the edge first, so no request goes to a stopped one.
+        New instances pass their health check before the edge sends them traffic. Leaving
+        instances are taken out of the edge first, so no request goes to a stopped one.
         nginx reloads on SIGHUP with new workers while the old ones finish their requests.
         """
         spec = self.stack.services.get(service)
@@ -567,7 +567,9 @@ class LocalPlatform:
         state = self._load()
         ports, links = state["ports"], state["links"]
         variant = state.get("variant", {})
-        assert isinstance(ports, dict) and isinstance(links, dict) and isinstance(variant, dict)
+        assert isinstance(ports, dict)
+        assert isinstance(links, dict)
+        assert isinstance(variant, dict)
         current = sorted(
             (r for r in self.records() if r.service == service and is_ours(r)),
             key=lambda r: int(r.name.rpartition("-")[2]),

@@ -15,7 +15,7 @@ def write_junit(result: RunResult, path: Path) -> None:
     The suite is named after the experiment. Each hypothesis becomes a test case with the
     class name `<experiment>.<arm>`, failing when its verdict is fail. Faults that could not
     be removed add one more failing case, named `rollback`, and each fault that did not take
-    effect adds a failing case of its arm, so a CI job that reads only this file sees them.
+    effect adds a failing case of its arm, so a CI job that reads only this file reports them.
     """
     experiment = result["experiment"]
     cases = [_hypothesis_case(experiment, hypothesis) for hypothesis in result["hypotheses"]]

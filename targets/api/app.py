@@ -57,7 +57,7 @@ BREAKER_OPEN = Gauge("api_breaker_open", "1 while the payments circuit breaker i
 
 
 class PaymentsFailed(Exception):
-    """Payments answered with a server error or the connection failed."""
+    """Payments returned a server error or the connection failed."""
 
 
 breakers = AsyncCircuitBreakerFactory(

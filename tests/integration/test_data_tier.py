@@ -95,7 +95,7 @@ def test_replica_lag_fault(data_platform: LocalPlatform) -> None:
 
 
 def test_pause_redis(data_platform: LocalPlatform) -> None:
-    """A paused Redis does not answer; resumed, it does."""
+    """A paused Redis does not respond until it is resumed."""
     port = data_platform.instance_port("redis-1")
     assert port is not None
     client = redis.Redis(host="127.0.0.1", port=port, socket_timeout=0.3)

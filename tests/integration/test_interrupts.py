@@ -161,7 +161,7 @@ def test_fault_proxy_gone_is_a_failed_rollback(tmp_path: Path) -> None:
 
 
 def test_second_run_on_same_state_is_refused(tmp_path: Path) -> None:
-    """A run while another holds the state folder fails at once with exit 3."""
+    """A run while another locks the state folder fails at once with exit 3."""
     proc = _start_run(tmp_path, EXPERIMENT)
     try:
         _wait_for_fault(tmp_path, proc)

@@ -25,7 +25,7 @@ def _count_errors(edge: str, stop: threading.Event, results: dict[str, int]) -> 
     while not stop.is_set() and time.monotonic() < deadline:
         try:
             # A connection per request: on reload nginx closes idle keep-alive connections of
-            # its old workers, which a client that reuses them sees as a closed connection.
+            # its old workers, so a client that reuses one gets a closed connection.
             response = net.request("GET", f"{edge}/catalog", timeout=5,
                                    headers={"Connection": "close"})  # fmt: skip
             status = response.status_code

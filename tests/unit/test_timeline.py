@@ -92,12 +92,15 @@ def _timeline(
 ) -> list[dict[str, object]]:
     rows = []
     for i, p95 in enumerate(p95s):
+        error_rate: float | None = None
+        if p95 is not None:
+            error_rate = errors[i] if errors else 0.0
         rows.append(
             {
                 "t": float(i),
                 "requests": 0 if p95 is None else 10,
                 "failures": 0,
-                "error_rate": (errors[i] if errors else 0.0) if p95 is not None else None,
+                "error_rate": error_rate,
                 "p50": p95,
                 "p95": p95,
                 "p99": p95,
