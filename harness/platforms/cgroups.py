@@ -26,6 +26,15 @@ def memory_cgroup(name: str) -> Path:
     return base / f"harness-{name}"
 
 
+def find(prefix: str) -> list[Path]:
+    """Return the cgroups whose name starts with `harness-<prefix>`."""
+    base = memory_cgroup("x").parent
+    try:
+        return sorted(base.glob(f"harness-{prefix}*"))
+    except OSError:
+        return []
+
+
 def limit_memory(name: str, pid: int, limit_bytes: int) -> Path:
     """Put a process in a cgroup of its own limited to limit_bytes; return the cgroup."""
     path = memory_cgroup(name)

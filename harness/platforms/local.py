@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -30,6 +31,7 @@ from harness.platforms.processes import (
     is_alive,
     is_ours,
     port_listening,
+    resident_bytes,
     signal_ours,
     spawn,
     stop,
@@ -57,6 +59,7 @@ class UpOptions:
 
 # Balancing rule of the edge: round robin, or the session cookie, so a user stays on one
 # instance while it lives. Consistent hashing moves only a lost instance's users.
+MIB = 1024 * 1024
 BALANCE = {"round_robin": "", "sticky": "hash $cookie_session consistent;"}
 
 
@@ -89,7 +92,10 @@ class LocalPlatform:
         self.state_dir = state_dir
         self.stack = stack or load_stack()
         self.options = options or UpOptions()
+        # Cgroup path -> instance name, for every memory-limited instance this object started.
         self._cgroups: dict[str, str] = {}
+        # Names every cgroup of this state folder, and no other folder's.
+        self._cgroup_key = hashlib.sha256(str(state_dir.resolve()).encode()).hexdigest()[:10]
         self.logs = state_dir / "logs"
         self.state_file = state_dir / "state.json"
 
@@ -222,8 +228,10 @@ class LocalPlatform:
         for record in reversed(self._stopped):
             stop(record)
             log.info("instance.stopped", service=record.service, instance=record.name)
-        for path in self._cgroups.values():
-            cgroups.remove(Path(path))
+        # Cgroups are found by name, so a later process (a reconcile after a killed run) removes
+        # the ones a killed runner left as well.
+        for path in cgroups.find(f"{self._cgroup_key}-"):
+            cgroups.remove(path)
         self._cgroups.clear()
         if self.state_file.exists():
             self.state_file.unlink()
@@ -345,9 +353,9 @@ class LocalPlatform:
         record = spawn(service, name, argv, self.logs / f"{name}.log", env=env, port=port,
                        cwd=REPO_ROOT)  # fmt: skip
         if limit_mb > 0:
-            path = cgroups.limit_memory(f"{self.state_dir.name}-{name}-{record.pid}", record.pid,
+            path = cgroups.limit_memory(f"{self._cgroup_key}-{name}-{record.pid}", record.pid,
                                         int(limit_mb * 1024 * 1024))  # fmt: skip
-            self._cgroups[name] = str(path)
+            self._cgroups[str(path)] = name
             log.info("instance.memory_limited", instance=name, limit_mb=limit_mb, cgroup=str(path))
         return record
 
@@ -450,24 +458,43 @@ class LocalPlatform:
                    START_TIMEOUT_S, "GET /health through the edge")  # fmt: skip
         return record
 
-    def _start_prometheus(self, service: str, ports: dict[str, int]) -> ProcessRecord:
+    def _scrape_jobs(self) -> dict[str, list[str]]:
+        """Return the address of every running instance Prometheus scrapes, by service."""
         jobs: dict[str, list[str]] = {}
         for record in self.records():
             spec = self.stack.services.get(record.service)
             scraped = record.service == TOXIPROXY_SERVICE or (
                 spec is not None and spec.kind in ("asgi", "exporter")
             )
-            if record.port is None or not scraped:
+            if record.port is None or not scraped or not is_ours(record):
                 continue
             jobs.setdefault(record.service, []).append(f"{LOOPBACK}:{record.port}")
+        return jobs
+
+    def _write_scrape_targets(self, jobs: dict[str, list[str]]) -> None:
+        """Write one file of targets per service; Prometheus rereads them when they change."""
+        folder = self.state_dir / "run" / "scrape"
+        folder.mkdir(parents=True, exist_ok=True)
+        for job, targets in jobs.items():
+            path = folder / f"{job}.json"
+            partial = path.with_suffix(".tmp")
+            partial.write_text(json.dumps([{"targets": targets, "labels": {"service": job}}]))
+            # A rename is atomic, so Prometheus never reads half a file.
+            partial.replace(path)
+
+    def _start_prometheus(self, service: str, ports: dict[str, int]) -> ProcessRecord:
+        jobs = self._scrape_jobs()
+        self._write_scrape_targets(jobs)
+        folder = self.state_dir / "run" / "scrape"
         scrape = [
             {
                 "job_name": job,
                 "scrape_interval": "1s",
-                "static_configs": [{"targets": targets, "labels": {"service": job}}],
+                "file_sd_configs": [{"files": [str(folder / f"{job}.json")],
+                                     "refresh_interval": "1s"}],
             }
-            for job, targets in jobs.items()
-        ]
+            for job in jobs
+        ]  # fmt: skip
         config = {"global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
                   "scrape_configs": scrape}  # fmt: skip
         run = self.state_dir / "run"
@@ -597,6 +624,7 @@ class LocalPlatform:
         gone = {r.name for r in leaving}
         state["records"] = [r for r in raw if r.get("name") not in gone]
         self._save(state)
+        self._write_scrape_targets(self._scrape_jobs())
         log.info("service.scaled", service=service, count=count)
 
     def _reload_edge(
@@ -625,11 +653,32 @@ class LocalPlatform:
         return f"http://{LOOPBACK}:{port}"
 
     def instance_memory(self, instance: str) -> tuple[int, int] | None:
-        """Return the peak memory in bytes and the OOM kills of a memory-limited instance."""
-        path = self._cgroups.get(instance)
-        if path is None:
+        """Return the peak memory in bytes and the OOM kills of a memory-limited instance.
+
+        Both add up over the instance's restarts: the peak is the highest of any of its
+        processes, the kills their sum.
+        """
+        paths = [Path(p) for p, name in self._cgroups.items() if name == instance]
+        if not paths:
             return None
-        return cgroups.peak_bytes(Path(path)), cgroups.oom_kills(Path(path))
+        return max(cgroups.peak_bytes(p) for p in paths), sum(cgroups.oom_kills(p) for p in paths)
+
+    def service_figures(self, service: str) -> dict[str, float]:
+        """Return the running instances, their summed RSS and the memory figures of a service.
+
+        `memory_peak_mb` and `oom_kills` come from the cgroups of memory-limited instances
+        (0 without a limit); `rss_mb` sums the resident memory of the running processes.
+        """
+        running = [r for r in self.records() if r.service == service and is_ours(r)]
+        rss = sum(resident_bytes(r.pid) for r in running)
+        paths = [Path(p) for p, name in self._cgroups.items()
+                 if name.rpartition("-")[0] == service]  # fmt: skip
+        return {
+            "instances": float(len(running)),
+            "rss_mb": rss / MIB,
+            "memory_peak_mb": max((cgroups.peak_bytes(p) for p in paths), default=0) / MIB,
+            "oom_kills": float(sum(cgroups.oom_kills(p) for p in paths)),
+        }
 
     def instance_process(self, instance: str) -> tuple[int, int] | None:
         """Return the pid and start time of an instance's process, if it runs."""

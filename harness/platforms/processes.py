@@ -79,6 +79,17 @@ def process_start_time(pid: int) -> int | None:
     return int(fields[19])
 
 
+def resident_bytes(pid: int) -> int:
+    """Return the resident memory of a process in bytes, 0 once it is gone."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return 0
+    return 0
+
+
 def is_ours(record: ProcessRecord) -> bool:
     """Tell whether the recorded process is still the one the harness started."""
     return process_start_time(record.pid) == record.start_time

@@ -77,7 +77,7 @@ def test_scale_rejects_other_services(platform: LocalPlatform) -> None:
 def test_memory_limit_puts_instance_in_cgroup(platform: LocalPlatform) -> None:
     """A memory limit setting puts each api instance in a cgroup of its own, removed on down."""
     platform.up(platform.stack.resolve_settings({"api": {"memory_limit_mb": 256}}, "test"))
-    paths = [Path(p) for p in platform._cgroups.values()]
+    paths = [Path(p) for p in platform._cgroups]
     assert len(paths) == 3
     for path in paths:
         limit_file = "memory.max" if (path / "memory.max").exists() else "memory.limit_in_bytes"
@@ -90,3 +90,25 @@ def test_memory_limit_puts_instance_in_cgroup(platform: LocalPlatform) -> None:
     for path in paths:
         assert not path.exists()
     assert cgroups.memory_cgroup("x").parent.exists()
+
+
+def test_memory_limit_and_service_figures(platform: LocalPlatform) -> None:
+    """The service figures count instances and resident memory, and the cgroup peak."""
+    platform.up(platform.stack.resolve_settings({"api": {"memory_limit_mb": 256}}, "test"))
+    figures = platform.service_figures("api")
+    assert figures["instances"] == 3
+    assert 10 < figures["rss_mb"] < 3 * 256
+    assert 0 < figures["memory_peak_mb"] <= 256
+    assert figures["oom_kills"] == 0
+    assert platform.service_figures("edge")["memory_peak_mb"] == 0
+
+
+def test_down_from_a_later_process_removes_cgroups(platform: LocalPlatform) -> None:
+    """A new platform object on the same state folder, as after a killed run, removes them."""
+    platform.up(platform.stack.resolve_settings({"api": {"memory_limit_mb": 256}}, "test"))
+    paths = [Path(p) for p in platform._cgroups]
+    assert len(paths) == 3
+    later = LocalPlatform(platform.state_dir)
+    later.down()
+    for path in paths:
+        assert not path.exists()
