@@ -430,6 +430,24 @@ class LocalPlatform:
             for r in self.records()
             if r.service == upstream and r.name not in leaving and is_ours(r)
         )
+        # A link from the edge has a listen port only while its server runs. nginx passes
+        # such a response on unbuffered, so a slow client slows the service behind the link
+        # rather than filling nginx's buffers and temporary files.
+        locations: list[str] = []
+        for link_name in self.stack.links:
+            client, server = Link.ends(link_name)
+            listen = ports.get(f"link:{link_name}")
+            if client != service or listen is None:
+                continue
+            locations.append(
+                f"        location /{server}/ {{\n"
+                f"            proxy_pass http://{LOOPBACK}:{listen};\n"
+                "            proxy_http_version 1.1;\n"
+                "            proxy_buffering off;\n"
+                "            proxy_read_timeout 300s;\n"
+                "            proxy_send_timeout 300s;\n"
+                "        }"
+            )
         run = self.state_dir / "run"
         tmp = self.state_dir / "tmp"
         template = (REPO_ROOT / "targets" / "edge" / "nginx.conf.template").read_text()
@@ -441,6 +459,7 @@ class LocalPlatform:
             servers=servers,
             balance=BALANCE[str(variant.get(service, {}).get("balance", "round_robin"))],
             listen=f"{LOOPBACK}:{ports[service]}",
+            locations="\n".join(locations),
         )
         conf_path = run / "nginx.conf"
         conf_path.write_text(conf)
