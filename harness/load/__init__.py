@@ -8,6 +8,7 @@ USER_CLASS_NAMES: tuple[str, ...] = (
     "AbusiveSearcher",
     "AccountReader",
     "AccountWriter",
+    "BlobReader",
     "BrowseUser",
     "CheckoutUser",
     "CursorPager",
@@ -17,5 +18,6 @@ USER_CLASS_NAMES: tuple[str, ...] = (
     "ProductReader",
     "ProductWriter",
     "SessionUser",
+    "SlowDownloader",
     "TenantUser",
 )

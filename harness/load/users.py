@@ -352,3 +352,6 @@ USER_CLASSES.update(
         )
     }
 )  # fmt: skip
+
+# The blobs service's users live in a module of their own, which registers them on import.
+import harness.load.blob_users  # noqa: E402, F401
