@@ -7,6 +7,7 @@ reader's rate in MiB/s.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 
 from locust import between, task
 
@@ -38,24 +39,30 @@ class SlowDownloader(_LoopbackUser):
     @task
     def download(self) -> None:
         """Read the object for at most DOWNLOAD_LIMIT_S or DOWNLOAD_LIMIT_BYTES."""
-        with self.client.get("/blobs/object", name="/blobs/object", stream=True,
-                             timeout=REQUEST_TIMEOUT_S) as response:  # fmt: skip
-            if response.status_code != 200:
+        response = self.client.get("/blobs/object", name="/blobs/object", stream=True,
+                                   timeout=REQUEST_TIMEOUT_S)  # fmt: skip
+        try:
+            if response.status_code == 200:
+                self._read(response.iter_content(chunk_size=READ_CHUNK_BYTES))
+        finally:
+            # Closing a response that was not read to the end drops its connection.
+            response.close()
+
+    def _read(self, pieces: Iterator[bytes]) -> None:
+        started = time.time()
+        deadline = started + DOWNLOAD_LIMIT_S
+        read = 0
+        last = started
+        for piece in pieces:
+            before = read // MIB
+            read += len(piece)
+            now = time.time()
+            for _ in range(read // MIB - before):
+                # Recorded when the MiB arrived, with the time it took since the last one.
+                _fire(self, "MiB read", now, (now - last) * 1000, None)
+                last = now
+            if now >= deadline or read >= DOWNLOAD_LIMIT_BYTES:
                 return
-            started = time.time()
-            deadline = started + DOWNLOAD_LIMIT_S
-            read = 0
-            last = started
-            for piece in response.iter_content(chunk_size=READ_CHUNK_BYTES):
-                before = read // MIB
-                read += len(piece)
-                now = time.time()
-                for _ in range(read // MIB - before):
-                    # Recorded when the MiB arrived, with the time it took since the last one.
-                    _fire(self, "MiB read", now, (now - last) * 1000, None)
-                    last = now
-                if now >= deadline or read >= DOWNLOAD_LIMIT_BYTES:
-                    break
 
 
 USER_CLASSES.update({cls.__name__: cls for cls in (BlobReader, SlowDownloader)})

@@ -353,5 +353,7 @@ USER_CLASSES.update(
     }
 )  # fmt: skip
 
-# The blobs service's users live in a module of their own, which registers them on import.
+# The users of the blobs service and of the job queue live in modules of their own, which
+# register them on import.
 import harness.load.blob_users  # noqa: E402, F401
+import harness.load.jobs_users  # noqa: E402, F401

@@ -40,6 +40,10 @@ if MODE not in {"buffer", "stream"}:
 
 PRODUCED = Counter("blobs_produced_bytes", "Bytes of objects handed to the server", ["mode"])
 DOWNLOADS = Counter("blobs_downloads", "Object downloads started", ["mode"])
+# Export both series from the start, so a rate over a window that begins before the first
+# download reads 0 rather than no data.
+PRODUCED.labels(MODE)
+DOWNLOADS.labels(MODE)
 
 
 def chunks(size: int) -> Iterator[bytes]:
@@ -60,8 +64,10 @@ def build_body(size: int) -> bytearray:
 
 
 async def _counted(size: int) -> AsyncIterator[bytes]:
-    # An async generator, so each chunk is made on the event loop rather than in a thread.
     for piece in chunks(size):
+        # uvicorn returns from `send` at once after the client is gone, so without this
+        # checkpoint Starlette's disconnect watcher never runs and the loop makes the rest.
+        await anyio.sleep(0)
         PRODUCED.labels("stream").inc(len(piece))
         yield piece
 
