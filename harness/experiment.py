@@ -91,6 +91,34 @@ class LoadProfile(BaseModel):
         return self
 
 
+InstanceCount = Annotated[StrictInt, Field(ge=1, le=10)]
+
+
+class Autoscale(BaseModel):
+    """A scaler in the harness: it sizes `service` from a PromQL total, like an autoscaler.
+
+    Every `interval` it reads `promql` (a total over the instances, such as requests in flight)
+    and wants `ceil(value / target)` instances within `min` and `max`. It adds instances at once
+    and removes them only once the wanted count stayed lower for `down_after`.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    service: str
+    promql: str = Field(min_length=1, max_length=2000)
+    target: float = Field(gt=0, le=1_000_000)
+    min: InstanceCount = 1
+    max: InstanceCount = 5
+    interval: Annotated[float, BeforeValidator(_seconds), Field(ge=0.5, le=60)] = 1.0
+    down_after: Annotated[float, BeforeValidator(_seconds), Field(ge=0, le=600)] = 5.0
+
+    @model_validator(mode="after")
+    def _bounds(self) -> Autoscale:
+        if self.min > self.max:
+            raise ValueError(f"min {self.min} is above max {self.max}")
+        return self
+
+
 class Arm(BaseModel):
     """One arm: the target's settings, and optionally its own faults and phases."""
 
@@ -101,11 +129,16 @@ class Arm(BaseModel):
     faults: list[FaultSpec] | None = None
     phases: Phases | None = None
     load: LoadProfile | None = None
-    scale: dict[str, Annotated[StrictInt, Field(ge=1, le=10)]] = {}
+    scale: dict[str, InstanceCount] = {}
+    autoscale: Autoscale | None = None
+
+
+PlatformFigure = Literal["instances", "rss_mb", "memory_peak_mb", "oom_kills"]
 
 
 class Probe(BaseModel):
-    """A value per phase: a PromQL series, a client metric of one endpoint, or a ratio.
+    """A value per phase: a PromQL series, a client metric of one endpoint, a figure the
+    platform reports of a service (sampled four times a second), or a ratio.
 
     A ratio's parts are metric or probe names; `arm:name` reads the same phase of another arm.
     """
@@ -113,18 +146,24 @@ class Probe(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     promql: str | None = None
-    aggregation: Literal["increase", "rate", "max", "mean", "last"] = "increase"
+    aggregation: Literal["increase", "rate", "max", "min", "mean", "last"] = "increase"
     client: str | None = None
     endpoint: str | None = None
+    platform: PlatformFigure | None = None
+    service: str | None = None
     ratio: tuple[str, str] | None = None
 
     @model_validator(mode="after")
     def _one_source(self) -> Probe:
-        sources = [self.promql, self.client, self.ratio]
+        sources = [self.promql, self.client, self.platform, self.ratio]
         if sum(source is not None for source in sources) != 1:
-            raise ValueError("give exactly one of promql, client or ratio")
+            raise ValueError("give exactly one of promql, client, platform or ratio")
+        if (self.platform is None) != (self.service is None):
+            raise ValueError("a platform probe needs a service, and only it takes one")
+        if self.platform is not None and self.aggregation == "rate":
+            raise ValueError("a platform probe takes aggregation max, min, mean, last or increase")
         if self.client is not None:
-            usable = sorted(thresholds.CLIENT_METRICS - thresholds.TIME_METRICS)
+            usable = sorted(thresholds.CLIENT_METRICS - thresholds.ARM_METRICS)
             if self.client not in usable:
                 raise ValueError(f"client metric must be one of {', '.join(usable)}")
             if self.endpoint is None:
@@ -264,6 +303,14 @@ def _check_cross_references(experiment: Experiment, stack: Stack, where: str) ->
                     f"{where}: field arms.{arm_name}.scale.{service}: only the api and payments "
                     "services scale"
                 )
+        if arm.autoscale is not None:
+            service = arm.autoscale.service
+            spec = stack.services.get(service)
+            if spec is None or spec.kind != "asgi" or service not in running:
+                raise InvalidInput(
+                    f"{where}: field arms.{arm_name}.autoscale.service: {service!r} does not "
+                    "scale; the api-like services of the experiment do"
+                )
         own = experiment.arms[arm_name].faults is not None
         for index, fault in enumerate(experiment.arm_faults(arm_name)):
             field = f"arms.{arm_name}.faults[{index}]" if own else f"faults[{index}]"
@@ -285,6 +332,11 @@ def _check_cross_references(experiment: Experiment, stack: Stack, where: str) ->
     for name, probe in experiment.probes.items():
         if name in thresholds.CLIENT_METRICS:
             raise InvalidInput(f"{where}: field probes.{name}: name taken by a client metric")
+        if probe.service is not None and probe.service not in running:
+            raise InvalidInput(
+                f"{where}: field probes.{name}.service: {probe.service!r} does not run in this "
+                f"experiment; running: {', '.join(running)}"
+            )
         if probe.ratio is not None:
             for part in probe.ratio:
                 other, _, metric = part.rpartition(":")

@@ -61,6 +61,17 @@ class FaultRecord(TypedDict):
     removal_error: str | None
 
 
+class ScaleEvent(TypedDict):
+    """One change of an autoscaled service, in seconds since the arm's start."""
+
+    service: str
+    before: int
+    after: int
+    reading: float | None
+    decided_at: float
+    ready_at: float
+
+
 class ArmResult(TypedDict):
     """Everything observed in one arm."""
 
@@ -72,6 +83,9 @@ class ArmResult(TypedDict):
     time_to_recover: float | None
     timeline: list[Sample]
     aborted: NotRequired[str | None]
+    scaling: NotRequired[list[ScaleEvent]]
+    scale_up_lag: NotRequired[float | None]
+    failures_after_scale_up: NotRequired[int | None]
 
 
 class HypothesisResult(TypedDict):

@@ -15,13 +15,15 @@ import requests
 import structlog
 
 from harness import thresholds
+from harness.autoscale import Autoscaler, scale_up_lag
 from harness.clock import Clock, SystemClock
 from harness.errors import ExitCode, FaultError, HarnessError
-from harness.experiment import Experiment, Hypothesis
+from harness.experiment import Autoscale, Experiment, Hypothesis
 from harness.faults import FAULT_KINDS, FaultContext, FaultSpec, JournalData
 from harness.journal import Journal, describe
 from harness.load.runner import LoadProgress, LoadRun, read_records
 from harness.observe.prometheus import PrometheusProbes
+from harness.observe.sampler import PlatformSampler
 from harness.platforms.base import Platform
 from harness.result import (
     ArmResult,
@@ -94,6 +96,7 @@ class Runner:
         self.rollback_failed: list[str] = []
         self._unremoved: list[_Applied] = []
         self._endpoint_stats: dict[str, dict[int, PhaseStats]] = {}
+        self._scaler_journaled: _Applied | None = None
 
     def run(self, experiment: Experiment, run_id: str) -> RunResult:
         """Run every arm in turn and evaluate the hypotheses."""
@@ -151,6 +154,9 @@ class Runner:
         applied: list[_Applied] = []
         origin = self.clock.now()
         abort_reason: str | None = None
+        sampled = [p.service for p in experiment.probes.values() if p.service is not None]
+        sampler = PlatformSampler(self.platform, sampled)
+        scaler: Autoscaler | None = None
         try:
             load = LoadRun(
                 host=self.platform.endpoint("edge"),
@@ -164,6 +170,9 @@ class Runner:
                 data_rows=self.data_rows,
             )
             origin = self.clock.now()
+            sampler.start()
+            if arm.autoscale is not None:
+                scaler = self._start_autoscaler(arm.autoscale, run_id, arm_name, origin)
             load.start()
             self._wait_until(arm_name, "baseline", origin, phases.baseline, phases.total, load)
 
@@ -183,21 +192,47 @@ class Runner:
             self._wait_until(arm_name, "recovery", origin, phases.total, phases.total, load)
             load.wait(timeout=30.0)
             records = load.records() + _spike_records(run_dir, arm_name)
+            if scaler is not None:
+                scaler.stop()
             self.clock.sleep(SCRAPE_SETTLE_S)
+            sampler.stop()
             result = self._arm_result(
                 experiment, arm_name, variant, records, origin, phases.total,
-                Window(fault_start, fault_end), applied,
+                Window(fault_start, fault_end), applied, sampler,
             )  # fmt: skip
             result["aborted"] = abort_reason
+            if scaler is not None:
+                _add_scaling(result, scaler, records, origin, Window(fault_start, fault_end))
             self._endpoint_stats[arm_name] = _endpoint_stats(experiment, arm_name, result,
                                                               records, origin)  # fmt: skip
         finally:
             with _signals_deferred():
+                if scaler is not None:
+                    scaler.stop()
+                sampler.stop()
                 # Catches a fault whose removal a signal skipped at the edge of the inner finally.
                 self._remove_all(applied, run_id, origin)
                 self._stop_and_audit(load, arm_name, run_id)
         bound.info("arm.finished")
         return result
+
+    def _start_autoscaler(
+        self, rule: Autoscale, run_id: str, arm_name: str, origin: float
+    ) -> Autoscaler:
+        """Journal the scaler like a fault, so its instances go back to the count it found."""
+        before = len(self.platform.instances(rule.service))
+        fault_id = f"{run_id}/{arm_name}/autoscale"
+        data: JournalData = {"kind": "scale", "service": rule.service, "before": before,
+                             "count": before}  # fmt: skip
+        spec = FaultSpec(kind="scale", service=rule.service, attributes={"count": before})
+        record = FaultRecord(kind="autoscale", target=rule.service,
+                             attributes={"min": rule.min, "max": rule.max}, applied_at=None,
+                             removed_at=None, took_effect=True, removal_error=None)  # fmt: skip
+        self.journal.record_apply(run_id, fault_id, data)
+        self._scaler_journaled = _Applied(fault_id, spec, data, record)
+        scaler = Autoscaler(self.platform, rule, origin)
+        scaler.start()
+        return scaler
 
     def _stop_and_audit(self, load: LoadRun | None, arm_name: str, run_id: str) -> None:
         """Stop the load and the target, then record anything left behind as a leak."""
@@ -212,6 +247,11 @@ class Runner:
             load.stop()
             if load.running():
                 leaks.append("the Locust worker is still running")
+        scaled = self._scaler_journaled
+        if scaled is not None:
+            # The target stops next, so the scaled instances go with it.
+            self.journal.record_removed(run_id, scaled.fault_id, scaled.data)
+            self._scaler_journaled = None
         self.platform.down()
         self._settle_unremoved(run_id)
         leaks.extend(self.platform.audit())
@@ -336,6 +376,7 @@ class Runner:
         total: float,
         fault: Window,
         applied: list[_Applied],
+        sampler: PlatformSampler | None = None,
     ) -> ArmResult:
         windows = {
             "baseline": Window(min(WARM_UP_S, fault.start), fault.start),
@@ -345,7 +386,7 @@ class Runner:
         phases: dict[str, PhaseStats] = {
             name: phase_stats(records, origin, window) for name, window in windows.items()
         }
-        self._add_probes(experiment, phases, origin, records)
+        self._add_probes(experiment, phases, origin, records, sampler)
         timeline = samples(records, origin, total)
         baseline = baseline_of(phases["baseline"])
         detect = time_to_detect(timeline, baseline, fault) if baseline else None
@@ -366,7 +407,16 @@ class Runner:
         phases: dict[str, PhaseStats],
         origin: float,
         records: list[RequestRecord],
+        sampler: PlatformSampler | None = None,
     ) -> None:
+        for stats in phases.values():
+            for name, probe in experiment.probes.items():
+                if probe.platform is None or probe.service is None or sampler is None:
+                    continue
+                stats["probes"][name] = sampler.evaluate(
+                    probe.service, probe.platform, probe.aggregation, origin + stats["start"],
+                    origin + stats["end"],
+                )  # fmt: skip
         for stats in phases.values():
             window = Window(stats["start"], stats["end"])
             for name, probe in experiment.probes.items():
@@ -413,6 +463,25 @@ class Runner:
         return results
 
 
+def _add_scaling(
+    result: ArmResult,
+    scaler: Autoscaler,
+    records: list[RequestRecord],
+    origin: float,
+    fault: Window,
+) -> None:
+    """Add the scaler's changes, its scale-up lag and the failures once capacity was there."""
+    result["scaling"] = list(scaler.events)
+    lag = scale_up_lag(scaler.events, fault.start, fault.end)
+    result["scale_up_lag"] = lag
+    if lag is None:
+        result["failures_after_scale_up"] = None
+        return
+    # Requests already queued when the instances came up may still fail; one second covers them.
+    after = Window(min(fault.start + lag + 1.0, fault.end), fault.end)
+    result["failures_after_scale_up"] = phase_stats(records, origin, after)["failures"]
+
+
 def _spike_records(run_dir: Path, arm_name: str) -> list[RequestRecord]:
     """Read the records of the load spikes of an arm."""
     records: list[RequestRecord] = []
@@ -441,6 +510,11 @@ def _observed(
         return arm["time_to_detect"]
     if metric == "time_to_recover":
         return arm["time_to_recover"]
+    if metric == "scale_up_lag":
+        return arm.get("scale_up_lag")
+    if metric == "failures_after_scale_up":
+        value = arm.get("failures_after_scale_up")
+        return float(value) if value is not None else None
     stats = arm["phases"][hypothesis.phase]
     if scoped is not None:
         scoped["probes"] = stats["probes"]

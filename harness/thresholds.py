@@ -9,9 +9,11 @@ from dataclasses import dataclass
 
 LATENCY_METRICS = frozenset({"p50", "p90", "p95", "p99", "p999", "max", "mean"})
 RATE_METRICS = frozenset({"error_rate"})
-TIME_METRICS = frozenset({"time_to_detect", "time_to_recover"})
+TIME_METRICS = frozenset({"time_to_detect", "time_to_recover", "scale_up_lag"})
 COUNT_METRICS = frozenset({"rps", "requests", "failures"})
-CLIENT_METRICS = LATENCY_METRICS | RATE_METRICS | TIME_METRICS | COUNT_METRICS
+# Figures of a whole arm rather than of one phase's requests.
+ARM_METRICS = TIME_METRICS | {"failures_after_scale_up"}
+CLIENT_METRICS = LATENCY_METRICS | RATE_METRICS | COUNT_METRICS | ARM_METRICS
 
 OPERATORS: dict[str, Callable[[float, float], bool]] = {
     "<": operator.lt,

@@ -1,4 +1,8 @@
-"""A load spike: extra Locust users, of their own class, while the fault is on."""
+"""A load spike: extra Locust users, of their own class, while the fault is on.
+
+With `ramp_s` the spike's worker follows a Locust load shape: its users climb to `users` over
+`ramp_s` seconds in one-second steps, as traffic does when a crowd arrives.
+"""
 
 from __future__ import annotations
 
@@ -31,10 +35,13 @@ class LoadSpikeFault:
             known = ", ".join(USER_CLASS_NAMES)
             raise InvalidInput(f"{where}.user_class: unknown {spec.user_class!r}; known: {known}")
         for key, value in spec.attributes.items():
-            if key not in ("users", "spawn_rate"):
+            if key not in ("users", "spawn_rate", "ramp_s"):
                 raise InvalidInput(f"{where}.attributes.{key}: unknown attribute; known: users, "
-                                   "spawn_rate")  # fmt: skip
-            if not 1 <= value <= 500:
+                                   "spawn_rate, ramp_s")  # fmt: skip
+            if key == "ramp_s" and not 0 <= value <= 600:
+                raise InvalidInput(f"{where}.attributes.ramp_s: invalid value {value!r}; "
+                                   "expected 0 to 600 seconds")  # fmt: skip
+            elif key != "ramp_s" and not 1 <= value <= 500:
                 raise InvalidInput(f"{where}.attributes.{key}: invalid value {value!r}; "
                                    "expected 1 to 500")  # fmt: skip
         if "users" not in spec.attributes:
@@ -64,6 +71,7 @@ class LoadSpikeFault:
             spawn_rate=float(spec.attributes.get("spawn_rate", users)), duration=MAX_SPIKE_S,
             records_path=Path(str(data["records"])), seed=int(str(data["seed"])),
             state_dir=Path(str(data["state_dir"])), pid_name=_pid_file(data).name,
+            ramp_s=float(spec.attributes["ramp_s"]) if "ramp_s" in spec.attributes else None,
         )  # fmt: skip
         load.start()
         _running[str(data["key"])] = load

@@ -22,4 +22,5 @@ USER_CLASS_NAMES: tuple[str, ...] = (
     "SessionUser",
     "SlowDownloader",
     "TenantUser",
+    "WorkUser",
 )

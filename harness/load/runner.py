@@ -50,6 +50,7 @@ class LoadRun:
     state_dir: Path
     pid_name: str = LOAD_PID_FILE
     data_rows: int = 10_000
+    ramp_s: float | None = None
     progress: LoadProgress = field(default_factory=LoadProgress)
     _proc: subprocess.Popen[str] | None = None
     _reader: threading.Thread | None = None
@@ -64,6 +65,8 @@ class LoadRun:
             "--duration", str(self.duration), "--max-requests", str(max_requests),
             "--records", str(self.records_path), "--seed", str(self.seed),
         ]  # fmt: skip
+        if self.ramp_s is not None:
+            argv += ["--ramp", str(self.ramp_s)]
         env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
         env["NO_PROXY"] = LOOPBACK
         env["HARNESS_DATA_ROWS"] = str(self.data_rows)

@@ -336,6 +336,18 @@ def data_rows() -> int:
     return int(os.environ.get("HARNESS_DATA_ROWS", "10000"))
 
 
+
+class WorkUser(_LoopbackUser):
+    """Asks for work that holds one of an api instance's few worker slots (`GET /work`)."""
+
+    wait_time = between(0.4, 0.6)
+
+    @task
+    def work(self) -> None:
+        """Ask for one unit of work."""
+        self.client.get("/work", name="/work", timeout=REQUEST_TIMEOUT_S)
+
+
 HOT_PRODUCTS = 50
 READ_AFTER_WRITE_S = 0.2
 STALENESS_LIMIT_S = 15.0
@@ -349,6 +361,7 @@ USER_CLASSES.update(
         for cls in (
             ProductReader, ProductWriter, AccountReader, AccountWriter, OrderSearcher,
             OffsetPager, CursorPager, TenantUser, NormalSearcher, AbusiveSearcher, SessionUser,
+            WorkUser,
         )
     }
 )  # fmt: skip

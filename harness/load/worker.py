@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import gevent
+from locust import LoadTestShape
 from locust.env import Environment
 
 from harness.load.users import USER_CLASSES
@@ -33,7 +34,34 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--max-requests", type=int, required=True, help="stop after this many")
     parser.add_argument("--records", type=Path, required=True, help="JSON-lines output file")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--ramp",
+        type=float,
+        default=None,
+        help="follow a ramp load shape: reach --users in this many s, then hold",
+    )
     return parser.parse_args(argv)
+
+
+class RampShape(LoadTestShape):
+    """A Locust load shape: users climb in one-second steps to a peak over `ramp_s`, hold
+    there, and the run ends after `duration`."""
+
+    def __init__(self, users: int, ramp_s: float, duration: float) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]
+        self.users = users
+        self.ramp_s = ramp_s
+        self.duration = duration
+
+    def tick(self) -> tuple[int, float] | None:
+        """Return the users wanted now and the rate to reach them, or None to end the run."""
+        elapsed = self.get_run_time()  # type: ignore[no-untyped-call]
+        if elapsed >= self.duration:
+            return None
+        if self.ramp_s <= 0 or elapsed >= self.ramp_s:
+            return self.users, float(self.users)
+        step = max(1, math.ceil(self.users * (math.floor(elapsed) + 1) / self.ramp_s))
+        return min(step, self.users), float(self.users)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -46,7 +74,9 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         raise SystemExit(f"--user-class: unknown {', '.join(unknown)}; known: "
                          f"{', '.join(sorted(USER_CLASSES))}")  # fmt: skip
-    env = Environment(user_classes=[USER_CLASSES[name] for name in names], host=args.host)
+    shape = RampShape(args.users, args.ramp, args.duration) if args.ramp is not None else None
+    env = Environment(user_classes=[USER_CLASSES[name] for name in names], host=args.host,
+                      shape_class=shape)  # fmt: skip
     runner = env.create_local_runner()
     out = args.records.open("w", buffering=1)
     pending: list[list[Any]] = []
@@ -100,7 +130,10 @@ def main(argv: list[str] | None = None) -> int:
 
     gevent.signal_handler(signal.SIGTERM, lambda: gevent.spawn(runner.quit))
     reporter = gevent.spawn(report_every_second)
-    runner.start(args.users, spawn_rate=args.spawn_rate)
+    if shape is not None:
+        runner.start_shape()
+    else:
+        runner.start(args.users, spawn_rate=args.spawn_rate)
     gevent.spawn_later(args.duration, runner.quit)
     assert runner.greenlet is not None
     runner.greenlet.join()

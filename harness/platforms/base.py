@@ -67,6 +67,10 @@ class Platform(Protocol):
         """Thaw an instance frozen by pause."""
         ...
 
+    def service_figures(self, service: str) -> dict[str, float]:
+        """Return `instances`, `rss_mb`, `memory_peak_mb` and `oom_kills` of a service."""
+        ...
+
     def scale(self, service: str, count: int) -> None:
         """Run the given number of instances of a service."""
         ...

@@ -624,16 +624,19 @@ class LocalPlatform:
             env = self._links_into(service, ports, links, state, self.wanted_services())
             taken = {r.name for r in current}
             index = 0
+            started: list[ProcessRecord] = []
             while len(taken) < count:
                 index += 1
                 name = f"{service}-{index}"
                 if name in taken:
                     continue
                 ports[name] = free_port()
-                record = self._start_asgi(service, name, ports[name], variant, env)
-                wait_until(record, http_ok(f"http://{LOOPBACK}:{ports[name]}/health"),
-                           START_TIMEOUT_S, "GET /health")  # fmt: skip
+                started.append(self._start_asgi(service, name, ports[name], variant, env))
                 taken.add(name)
+            # The new instances start side by side; each is checked before the edge sees it.
+            for record in started:
+                wait_until(record, http_ok(f"http://{LOOPBACK}:{record.port}/health"),
+                           START_TIMEOUT_S, "GET /health")  # fmt: skip
         leaving = current[count:] if count < len(current) else []
         self._reload_edge(ports, variant, frozenset(r.name for r in leaving))
         for record in leaving:

@@ -15,6 +15,7 @@ from rich.text import Text
 
 from harness.report.format import (
     MISSING,
+    describe_scaling,
     format_ms,
     format_number,
     format_probes,
@@ -81,6 +82,9 @@ def _phase_table(name: str, arm: ArmResult) -> Table:
     aborted = arm.get("aborted")
     if aborted:
         caption += f", aborted: {aborted}"
+    scaling = describe_scaling(arm)
+    if scaling:
+        caption += f"\n{scaling}"
     table = Table(
         title=Text(f"Arm {name}"),
         title_justify="left",

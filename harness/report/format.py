@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from harness.result import PhaseStats
+from harness.result import ArmResult, PhaseStats
 
 PHASE_ORDER = ("baseline", "fault", "recovery")
 MISSING = "-"
@@ -41,3 +41,21 @@ def format_number(value: float | None) -> str:
 def format_probes(probes: dict[str, float | None]) -> str:
     """Format probe values as `name=value` pairs, sorted by name."""
     return ", ".join(f"{name}={format_number(probes[name])}" for name in sorted(probes))
+
+
+def describe_scaling(arm: ArmResult) -> str:
+    """Describe an autoscaled arm's changes and lag in one line, or return '' without one."""
+    events = arm.get("scaling")
+    if events is None:
+        return ""
+    changes = ", ".join(
+        f"{e['service']} {e['before']}->{e['after']} at {e['decided_at']:.1f} s "
+        f"(ready {e['ready_at']:.1f} s)"
+        for e in events
+    )
+    after = arm.get("failures_after_scale_up")
+    return (
+        f"autoscaler: {changes or 'no change'}; scale-up lag "
+        f"{format_seconds(arm.get('scale_up_lag'))}, failed requests once scaled up "
+        f"{MISSING if after is None else after}"
+    )

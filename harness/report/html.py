@@ -6,6 +6,7 @@ from html import escape
 from pathlib import Path
 
 from harness.report.format import (
+    describe_scaling,
     format_ms,
     format_number,
     format_probes,
@@ -129,6 +130,9 @@ def _arm_section(name: str, arm: ArmResult, svg: str | None) -> str:
         f"<p>Time to detect: {format_seconds(arm['time_to_detect'])}. "
         f"Time to recover: {format_seconds(arm['time_to_recover'])}.</p>"
     )
+    scaling = describe_scaling(arm)
+    if scaling:
+        parts.append(f"<p>{escape(scaling)}</p>")
     if arm["faults"]:
         parts.append(_fault_table(arm["faults"]))
     if svg is None:

@@ -34,7 +34,7 @@ from tenacity import (
     wait_none,
 )
 
-from targets.api import data, jobs, sessions
+from targets.api import data, jobs, sessions, work
 from targets.common import env_bool, env_float, env_str, health, metrics
 
 PAYMENTS_URL = env_str("API_PAYMENTS_URL", "http://127.0.0.1:8081")
@@ -170,5 +170,6 @@ app = Starlette(
         *data.ROUTES,
         *sessions.ROUTES,
         *jobs.ROUTES,
+        *work.ROUTES,
     ]
 )
