@@ -16,6 +16,7 @@ USER_CLASS_NAMES: tuple[str, ...] = (
     "NormalSearcher",
     "OffsetPager",
     "OrderSearcher",
+    "OrderUser",
     "PoisonUser",
     "ProductReader",
     "ProductWriter",

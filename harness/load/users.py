@@ -370,3 +370,4 @@ USER_CLASSES.update(
 # register them on import.
 import harness.load.blob_users  # noqa: E402, F401
 import harness.load.jobs_users  # noqa: E402, F401
+import harness.load.orders_users  # noqa: E402, F401

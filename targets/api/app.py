@@ -34,7 +34,7 @@ from tenacity import (
     wait_none,
 )
 
-from targets.api import data, jobs, sessions, work
+from targets.api import data, jobs, orders, sessions, work
 from targets.common import env_bool, env_float, env_str, health, metrics
 
 PAYMENTS_URL = env_str("API_PAYMENTS_URL", "http://127.0.0.1:8081")
@@ -171,5 +171,6 @@ app = Starlette(
         *sessions.ROUTES,
         *jobs.ROUTES,
         *work.ROUTES,
+        *orders.ROUTES,
     ]
 )
