@@ -174,7 +174,10 @@ def test_backpressure_passes(tmp_path: Path) -> None:
     assert code == 0, (_failed(report), output[-3000:])
     control = _fault_probes(report, "control")
     treatment = _fault_probes(report, "treatment")
+    assert control["ooms"] >= 1
+    assert control["peak_mb"] > 200
     assert control["download_error_rate"] == 1.0
+    assert treatment["ooms"] == 0
     assert treatment["download_error_rate"] == 0.0
     assert treatment["peak_mb"] < 128
     assert 0.8 < treatment["producer_vs_reader"] < 1.4
