@@ -32,6 +32,8 @@ log = structlog.get_logger(__name__)
 BEHIND_S = 1.0
 BATCH = 100
 MAX_IN_FLIGHT = 200
+# Records at once; each holds a Redis connection, and redis-py's pool holds 100 by default.
+MAX_RECORDING = 16
 BLOCK_MS = 1000
 RETRY_MAX_S = 2.0
 
@@ -63,6 +65,7 @@ class StreamConsumer:
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
     _error: BaseException | None = None
     _slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(MAX_IN_FLIGHT))
+    _recording: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(MAX_RECORDING))
 
     async def ensure_group(self) -> None:
         """Create the group at the start of the stream, so no order before it is skipped."""
@@ -170,7 +173,10 @@ class StreamConsumer:
             await asyncio.sleep(self.delay_s)
             order_id = int(fields[b"id"])
             published_at = _published_at(fields, time.time())
-            seen_at = await views.record(self.client, self.group, order_id, published_at, ack=ack)
+            async with self._recording:
+                seen_at = await views.record(
+                    self.client, self.group, order_id, published_at, ack=ack
+                )
         finally:
             if behind:
                 self._behind_left -= 1
