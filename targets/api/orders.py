@@ -1,9 +1,9 @@
 """Order events: each new order must reach four consumers (billing, stock, email, analytics).
 
-`POST /order-events` places an order and publishes it; `GET /order-events/{id}` and
-`GET /order-events/views?ids=1,2` tell when each consumer recorded it; `GET /order-events/stats`
-counts the published orders each consumer has not recorded. (`POST /orders` is taken by the
-data tier's inserts.)
+`POST /order-events` places an order and publishes it. `GET /order-events/{id}` and
+`GET /order-events/views?ids=1,2` return when each consumer recorded it, and
+`GET /order-events/stats` counts the published orders each consumer has not recorded. The
+paths differ from `/orders` because `POST /orders` is the data tier's insert.
 
 Settings (environment):
 - API_PUBLISH: `sequential` calls each consumer's `POST /consume` in turn, through the links
@@ -35,7 +35,7 @@ log = structlog.get_logger(__name__)
 
 PUBLISH = env_str("API_PUBLISH", "sequential")
 REDIS_URL = env_str("API_REDIS_URL", "")
-# The consumers this api knows: those whose link it was given.
+# The consumers this api calls and reads the views of: those whose link address it was given.
 CONSUMER_URLS = {
     name: url for name in views.CONSUMERS if (url := env_str(f"API_{name.upper()}_URL", ""))
 }
@@ -87,7 +87,7 @@ async def _call(consumer: str, body: dict[str, float | int]) -> bool:
 
 
 async def publish(request: Request) -> Response:
-    """Place an order and publish it to the consumers as API_PUBLISH says."""
+    """Place an order and publish it to the consumers in the API_PUBLISH mode."""
     store = _store()
     if store is None:
         return JSONResponse({"error": "api has no Redis (API_REDIS_URL)"}, status_code=503)

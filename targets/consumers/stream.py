@@ -32,7 +32,7 @@ log = structlog.get_logger(__name__)
 BEHIND_S = 1.0
 BATCH = 100
 MAX_IN_FLIGHT = 200
-# Records at once; each holds a Redis connection, and redis-py's pool holds 100 by default.
+# Records at once. Each uses a Redis connection, and redis-py's asyncio pool allows 100.
 MAX_RECORDING = 16
 BLOCK_MS = 1000
 RETRY_MAX_S = 2.0
@@ -44,10 +44,10 @@ Entry = tuple[bytes, dict[bytes, bytes] | None]
 class StreamConsumer:
     """Reads the order stream for one consumer group and records each order in its view.
 
-    `on_record(published_at, seen_at)` runs for each order recorded for the first time,
-    `on_duplicate()` for a redelivered one, and `on_caught_up(seconds)` once the consumer has
-    cleared a backlog, with the seconds from its return (its start, or its first read that
-    found old entries) until the last order of the backlog was recorded.
+    `on_record(published_at, seen_at)` runs for each order recorded for the first time and
+    `on_duplicate()` for a redelivered one. `on_caught_up(seconds)` runs once the consumer has
+    cleared a backlog. Its seconds run from the consumer's return until the last order of the
+    backlog was recorded. Its return is its start, or else its first read of old entries.
     """
 
     client: aioredis.Redis

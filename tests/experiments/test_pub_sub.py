@@ -93,7 +93,7 @@ async def _running(consumer: StreamConsumer) -> AsyncIterator[StreamConsumer]:
 
 
 async def _wait_for_view(client: aioredis.Redis, consumer: str, orders: int) -> None:
-    """Wait until the consumer's view holds `orders` orders, or fail after WAIT_S."""
+    """Wait until the consumer's view contains `orders` orders, or fail after WAIT_S."""
     deadline = time.monotonic() + WAIT_S
     while await client.hlen(views.seen_key(consumer)) < orders:
         assert time.monotonic() < deadline, f"{consumer} recorded too few orders"
