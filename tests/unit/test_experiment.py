@@ -122,6 +122,89 @@ BAD_CASES: list[tuple[str, dict[str, Any] | str, str]] = [
         "unknown metric 'nothing'",
     ),
     ("probe named like a metric", _with("probes.p95", {"promql": "x"}), "taken by"),
+    (
+        "platform probe without service",
+        _with("probes.n", {"platform": "instances"}),
+        "needs a service",
+    ),
+    (
+        "platform probe unknown figure",
+        _with("probes.n", {"platform": "cpu", "service": "api"}),
+        "field probes.n.platform",
+    ),
+    (
+        "platform probe service not running",
+        _with("probes.n", {"platform": "rss_mb", "service": "blobs"}),
+        "'blobs' does not run",
+    ),
+    (
+        "platform probe rate",
+        _with("probes.n", {"platform": "instances", "service": "api", "aggregation": "rate"}),
+        "takes aggregation",
+    ),
+    (
+        "promql probe with service",
+        _with("probes.n", {"promql": "x", "service": "api"}),
+        "only it takes one",
+    ),
+    (
+        "autoscale edge",
+        _with("arms.treatment.autoscale", {"service": "edge", "promql": "x", "target": 1}),
+        "autoscale.service: 'edge' does not scale",
+    ),
+    (
+        "autoscale min above max",
+        _with(
+            "arms.treatment.autoscale",
+            {"service": "api", "promql": "x", "target": 1, "min": 4, "max": 2},
+        ),
+        "min 4 is above max 2",
+    ),
+    (
+        "autoscale zero target",
+        _with("arms.treatment.autoscale", {"service": "api", "promql": "x", "target": 0}),
+        "field arms.treatment.autoscale.target",
+    ),
+    (
+        "autoscale max 11",
+        _with(
+            "arms.treatment.autoscale", {"service": "api", "promql": "x", "target": 1, "max": 11}
+        ),
+        "field arms.treatment.autoscale.max",
+    ),
+    (
+        "autoscale interval too short",
+        _with(
+            "arms.treatment.autoscale",
+            {"service": "api", "promql": "x", "target": 1, "interval": "100ms"},
+        ),
+        "field arms.treatment.autoscale.interval",
+    ),
+    (
+        "autoscale unknown key",
+        _with(
+            "arms.treatment.autoscale",
+            {"service": "api", "promql": "x", "target": 1, "cooldown": 3},
+        ),
+        "field arms.treatment.autoscale.cooldown",
+    ),
+    (
+        "spike ramp negative",
+        _with(
+            "faults.0",
+            {
+                "kind": "load_spike",
+                "user_class": "WorkUser",
+                "attributes": {"users": 5, "ramp_s": -1},
+            },
+        ),
+        "ramp_s: invalid value -1",
+    ),
+    (
+        "client probe of an arm metric",
+        _with("probes.n", {"client": "scale_up_lag", "endpoint": "/work"}),
+        "client metric must be one of",
+    ),
     ("not a mapping", "- just\n- a list\n", "expected a mapping"),
     ("empty file", "", "expected a mapping"),
     ("invalid yaml", "name: [unclosed\n", "invalid YAML"),
@@ -151,7 +234,7 @@ def test_bad_experiment_one_line(case: str, data: dict[str, Any] | str, message:
     assert "\n" not in line
     assert line.startswith("bad.yaml")
     assert message in line
-    assert len(line) < 400
+    assert len(line) < 600
 
 
 def test_bad_input_corpus_size() -> None:
