@@ -32,6 +32,9 @@ class Autoscaler:
     `down_after` seconds was lower, then goes to the highest of them. Each change is a
     `ScaleEvent` with the time it was decided and the time its instances were ready, in seconds
     since `origin`.
+
+    NOTE: the scaler changes the platform's state from its own thread; a fault of the same arm
+    that kills, restarts or scales instances of the scaled service may race with it.
     """
 
     platform: Platform

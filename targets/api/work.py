@@ -31,30 +31,30 @@ for _outcome in ("done", "refused"):
 
 _slots = asyncio.Semaphore(max(SLOTS, 1))
 # Requests holding a slot and requests waiting for one.
-_held = {"active": 0, "waiting": 0}
+_slot_use = {"active": 0, "waiting": 0}
 
 
 async def work(request: Request) -> Response:
     """Hold a worker slot for WORK_S, or refuse at once when slots and backlog are full."""
-    if _held["active"] + _held["waiting"] >= SLOTS + QUEUE:
+    if _slot_use["active"] + _slot_use["waiting"] >= SLOTS + QUEUE:
         SERVED.labels("refused").inc()
         return JSONResponse({"error": "overloaded: every worker slot and backlog place taken"},
                             status_code=503)  # fmt: skip
     INFLIGHT.inc()
-    _held["waiting"] += 1
+    _slot_use["waiting"] += 1
     acquired = False
     try:
         await _slots.acquire()
         acquired = True
-        _held["waiting"] -= 1
-        _held["active"] += 1
+        _slot_use["waiting"] -= 1
+        _slot_use["active"] += 1
         await asyncio.sleep(WORK_S)
     finally:
         if acquired:
-            _held["active"] -= 1
+            _slot_use["active"] -= 1
             _slots.release()
         else:
-            _held["waiting"] -= 1
+            _slot_use["waiting"] -= 1
         INFLIGHT.dec()
     SERVED.labels("done").inc()
     return JSONResponse({"status": "done"})
