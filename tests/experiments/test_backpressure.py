@@ -136,7 +136,7 @@ def test_edge_conf_with_blobs_route_is_valid(tmp_path: Path) -> None:
 
 def _write_variant(tmp_path: Path, change: Any) -> Path:
     data = yaml.safe_load((EXPERIMENTS_DIR / "backpressure.yaml").read_text())
-    data["phases"] = {"baseline": "4s", "fault": "15s", "recovery": "4s"}
+    data["phases"] = {"baseline": "4s", "fault": "20s", "recovery": "4s"}
     change(data)
     path = tmp_path / "backpressure-variant.yaml"
     path.write_text(yaml.safe_dump(data))
