@@ -4,8 +4,8 @@
 the object is generated on the fly and never stored on disk. Settings (environment):
 
 - BLOBS_MODE: `buffer` builds the whole body in memory before the first byte goes out;
-  `stream` hands the server one chunk at a time, and the server asks for the next chunk only
-  once the client's connection takes more bytes (uvicorn waits while its transport is paused).
+  `stream` hands the server one chunk at a time, and the next chunk is made only once the
+  client's connection takes more bytes (uvicorn waits while its transport is paused).
 - BLOBS_SIZE_MB: size of the object in MiB.
 
 `GET /blobs/small` sends a small object, the light traffic that runs all the time.
@@ -28,7 +28,7 @@ from targets.common import env_float, env_str, health, metrics
 
 MIB = 1024 * 1024
 CHUNK_BYTES = 64 * 1024
-# A fixed pattern rather than zeros, so nothing on the way can tell the object is repetitive.
+# A fixed byte pattern rather than zeros, so a client can check the bytes it receives.
 CHUNK = bytes(range(256)) * (CHUNK_BYTES // 256)
 SMALL_BYTES = 4096
 
@@ -47,7 +47,7 @@ DOWNLOADS.labels(MODE)
 
 
 def chunks(size: int) -> Iterator[bytes]:
-    """Yield the object's bytes one chunk at a time; the last chunk may be shorter."""
+    """Yield the object's bytes one chunk at a time. The last chunk may be shorter."""
     left = size
     while left > 0:
         piece = CHUNK if left >= CHUNK_BYTES else CHUNK[:left]
@@ -73,7 +73,7 @@ async def _counted(size: int) -> AsyncIterator[bytes]:
 
 
 async def blob_object(request: Request) -> Response:
-    """Send the large object, buffered whole or streamed, as BLOBS_MODE says."""
+    """Send the large object, buffered whole or streamed, as BLOBS_MODE sets."""
     DOWNLOADS.labels(MODE).inc()
     headers = {"Content-Length": str(SIZE_BYTES)}
     if MODE == "stream":

@@ -37,7 +37,7 @@ def test_chunks_add_up_to_size(size: int) -> None:
 
 
 def test_chunks_of_a_gib_are_lazy() -> None:
-    """Iterating over 1 GiB of chunks allocates far less than one chunk's worth per MiB."""
+    """Iterating over 1 GiB of chunks never has more than 1 MiB allocated at once."""
     tracemalloc.start()
     try:
         total = sum(len(p) for p in blobs.chunks(GIB))
@@ -50,7 +50,7 @@ def test_chunks_of_a_gib_are_lazy() -> None:
 
 @pytest.mark.parametrize("size_mib", [1, 8])
 def test_build_body_allocates_the_object(size_mib: int) -> None:
-    """Buffering holds the whole object in memory at once."""
+    """Buffering keeps the whole object in memory at once."""
     tracemalloc.start()
     try:
         body = blobs.build_body(size_mib * blobs.MIB)
