@@ -103,14 +103,35 @@ class Autoscaler:
         )
 
 
+def settled_count(events: list[ScaleEvent], fault_start: float, fault_end: float) -> int | None:
+    """Return the instance count the service ran longest within the fault window (the higher
+    one on a tie), counting each change from the time its instances were ready."""
+    if not events:
+        return None
+    count = events[0]["before"]
+    at = fault_start
+    held: dict[int, float] = {}
+    for event in sorted(events, key=lambda e: e["ready_at"]):
+        if event["ready_at"] > at:
+            until = min(event["ready_at"], fault_end)
+            held[count] = held.get(count, 0.0) + max(until - at, 0.0)
+            at = until
+        count = event["after"]
+    held[count] = held.get(count, 0.0) + max(fault_end - at, 0.0)
+    return max(held, key=lambda c: (held[c], c))
+
+
 def scale_up_lag(events: list[ScaleEvent], fault_start: float, fault_end: float) -> float | None:
     """Return the seconds from the fault's start until capacity: until the first scale-up
-    decided within the fault window that reached the window's highest count had its instances
-    ready. Later changes around that count (a scale-down and up again) do not move it."""
+    decided within the fault window to the settled count (or more) had its instances ready.
+
+    The settled count is the one the service ran longest within the window, so a brief extra
+    instance, or a scale-down and up again around that count, does not move the lag.
+    """
+    settled = settled_count(events, fault_start, fault_end)
     ups = [e for e in events if e["after"] > e["before"] and
-           fault_start <= e["decided_at"] <= fault_end]  # fmt: skip
+           fault_start <= e["decided_at"] <= fault_end and
+           settled is not None and e["after"] >= settled]  # fmt: skip
     if not ups:
         return None
-    peak = max(e["after"] for e in ups)
-    first = min(e["ready_at"] for e in ups if e["after"] == peak)
-    return first - fault_start
+    return min(e["ready_at"] for e in ups) - fault_start

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.autoscale import scale_up_lag, wanted
+from harness.autoscale import scale_up_lag, settled_count, wanted
 from harness.experiment import Autoscale
 from harness.observe.sampler import PlatformSampler
 from harness.result import ScaleEvent
@@ -39,12 +39,30 @@ def _event(before: int, after: int, decided: float, ready: float) -> ScaleEvent:
     ("events", "expected"),
     [
         ([], None),
+        ([_event(1, 3, 7.0, 8.0)], 3),
+        ([_event(1, 3, 20.0, 21.0)], 1),  # three for 5 s of the 20 s window
+        ([_event(1, 3, 7.0, 8.0), _event(3, 4, 18.0, 19.0), _event(4, 3, 24.0, 24.5)], 3),
+    ],
+)
+def test_settled_count(events: list[ScaleEvent], expected: int | None) -> None:
+    """The settled count is the one held longest within the fault window."""
+    assert settled_count(events, 6.0, 26.0) == expected
+
+
+@pytest.mark.parametrize(
+    ("events", "expected"),
+    [
+        ([], None),
         ([_event(3, 1, 30.0, 31.0)], None),  # a scale-down is no scale-up
         ([_event(1, 3, 2.0, 3.0)], None),  # before the spike
         ([_event(1, 3, 7.0, 8.5)], 2.5),
-        ([_event(1, 2, 7.0, 8.0), _event(2, 4, 9.0, 11.0)], 5.0),  # to the peak
-        # Flapping at the peak later does not move the time capacity first came.
+        ([_event(1, 2, 7.0, 8.0), _event(2, 4, 9.0, 11.0)], 5.0),  # in two steps
+        # A scale-down and up again around the settled count does not move the lag.
         ([_event(1, 5, 7.0, 8.5), _event(5, 4, 18.0, 18.5), _event(4, 5, 21.0, 22.0)], 2.5),
+        # A brief extra instance late in the window does not either.
+        ([_event(1, 3, 7.0, 8.5), _event(3, 4, 18.0, 19.0), _event(4, 3, 24.0, 24.5)], 2.5),
+        # Down and back up to the settled count: the first time it was reached counts.
+        ([_event(1, 3, 7.0, 9.0), _event(3, 2, 15.0, 15.5), _event(2, 3, 16.0, 17.0)], 3.0),
         ([_event(1, 3, 27.0, 28.0)], None),  # after the fault window
     ],
 )
