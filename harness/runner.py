@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import signal
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -20,6 +20,7 @@ from harness.clock import Clock, SystemClock
 from harness.errors import ExitCode, FaultError, HarnessError
 from harness.experiment import Autoscale, Experiment, Hypothesis
 from harness.faults import FAULT_KINDS, FaultContext, FaultSpec, JournalData
+from harness.faults.memory import MemoryLimitAction
 from harness.journal import Journal, describe
 from harness.load.runner import LoadProgress, LoadRun, read_records
 from harness.observe.prometheus import PrometheusProbes
@@ -97,6 +98,7 @@ class Runner:
         self._unremoved: list[_Applied] = []
         self._endpoint_stats: dict[str, dict[int, PhaseStats]] = {}
         self._scaler_journaled: _Applied | None = None
+        self._memory_journaled: tuple[str, JournalData] | None = None
 
     def run(self, experiment: Experiment, run_id: str) -> RunResult:
         """Run every arm in turn and evaluate the hypotheses."""
@@ -149,6 +151,7 @@ class Runner:
 
         run_dir = self.state_dir / "runs" / run_id
         run_dir.mkdir(parents=True, exist_ok=True)
+        self._journal_memory_limits(variant, run_id, arm_name)
         self.platform.up(variant, arm.scale)
         load: LoadRun | None = None
         applied: list[_Applied] = []
@@ -216,6 +219,22 @@ class Runner:
         bound.info("arm.finished")
         return result
 
+    def _journal_memory_limits(
+        self, variant: Mapping[str, Mapping[str, object]], run_id: str, arm_name: str
+    ) -> None:
+        """Journal the arm's memory limits before any cgroup for them exists."""
+        limits: dict[str, float] = {}
+        for service, settings in variant.items():
+            value = settings.get("memory_limit_mb")
+            if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
+                limits[service] = float(value)
+        if not limits:
+            return
+        fault_id = f"{run_id}/{arm_name}/memory"
+        data = MemoryLimitAction.data(self.platform.memory_cgroup_prefix(), limits)
+        self.journal.record_apply(run_id, fault_id, data)
+        self._memory_journaled = (fault_id, data)
+
     def _start_autoscaler(
         self, rule: Autoscale, run_id: str, arm_name: str, origin: float
     ) -> Autoscaler:
@@ -253,6 +272,11 @@ class Runner:
             self.journal.record_removed(run_id, scaled.fault_id, scaled.data)
             self._scaler_journaled = None
         self.platform.down()
+        memory = self._memory_journaled
+        if memory is not None:
+            # `down` removed the arm's memory cgroups with its instances.
+            self.journal.record_removed(run_id, memory[0], memory[1])
+            self._memory_journaled = None
         self._settle_unremoved(run_id)
         leaks.extend(self.platform.audit())
         for leak in leaks:

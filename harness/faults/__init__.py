@@ -7,6 +7,7 @@ from typing import Protocol, runtime_checkable
 from harness.faults.base import FaultContext, FaultKind, FaultSpec, JournalData
 from harness.faults.instance import KillFault, PauseFault
 from harness.faults.load_spike import LoadSpikeFault
+from harness.faults.memory import MemoryLimitAction
 from harness.faults.replica_lag import ReplicaLagFault
 from harness.faults.scale import ScaleFault
 from harness.faults.sql_load import SqlLoadFault
@@ -33,4 +34,15 @@ FAULT_KINDS: dict[str, FaultKind] = {
     ScaleFault.name: ScaleFault(),
 }
 
-__all__ = ["FAULT_KINDS", "FaultContext", "FaultKind", "FaultSpec", "JournalData", "Removable"]
+# Actions the runner journals besides faults; an experiment file cannot name them.
+ACTION_KINDS: dict[str, Removable] = {MemoryLimitAction.name: MemoryLimitAction()}
+
+__all__ = [
+    "ACTION_KINDS",
+    "FAULT_KINDS",
+    "FaultContext",
+    "FaultKind",
+    "FaultSpec",
+    "JournalData",
+    "Removable",
+]

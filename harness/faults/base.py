@@ -91,18 +91,20 @@ class OnInstance:
 
 def holder_gone(data: JournalData) -> bool:
     """Tell whether the process that held a journaled fault has stopped, taking it along."""
-    from harness.faults import FAULT_KINDS
+    from harness.faults import ACTION_KINDS, FAULT_KINDS
 
-    kind = FAULT_KINDS.get(str(data.get("kind")))
+    name = str(data.get("kind"))
+    kind: object = FAULT_KINDS.get(name) or ACTION_KINDS.get(name)
     check = getattr(kind, "holder_gone", None)
     return bool(check(data)) if check is not None else False
 
 
 def remove_journaled(data: JournalData, platform: Platform | None = None) -> None:
     """Remove a fault from its journal data, so a later process can roll it back too."""
-    from harness.faults import FAULT_KINDS, Removable
+    from harness.faults import ACTION_KINDS, FAULT_KINDS, Removable
 
-    kind = FAULT_KINDS.get(str(data.get("kind")))
+    name = str(data.get("kind"))
+    kind: object = FAULT_KINDS.get(name) or ACTION_KINDS.get(name)
     if not isinstance(kind, Removable):
         raise ValueError(f"journal entry of unknown fault kind {data.get('kind')!r}")
     kind.remove(data, platform)

@@ -71,6 +71,10 @@ class Platform(Protocol):
         """Return `instances`, `rss_mb`, `memory_peak_mb` and `oom_kills` of a service."""
         ...
 
+    def memory_cgroup_prefix(self) -> str:
+        """Return the name prefix of the memory cgroups this platform creates."""
+        ...
+
     def scale(self, service: str, count: int) -> None:
         """Run the given number of instances of a service."""
         ...

@@ -230,7 +230,7 @@ class LocalPlatform:
             log.info("instance.stopped", service=record.service, instance=record.name)
         # Cgroups are found by name, so a later process (a reconcile after a killed run) removes
         # the ones a killed runner left as well.
-        for path in cgroups.find(f"{self._cgroup_key}-"):
+        for path in cgroups.find(self.memory_cgroup_prefix()):
             cgroups.remove(path)
         self._cgroups.clear()
         if self.state_file.exists():
@@ -684,6 +684,10 @@ class LocalPlatform:
         if not paths:
             return None
         return max(cgroups.peak_bytes(p) for p in paths), sum(cgroups.oom_kills(p) for p in paths)
+
+    def memory_cgroup_prefix(self) -> str:
+        """Return the name prefix of this state folder's memory cgroups."""
+        return f"{self._cgroup_key}-"
 
     def service_figures(self, service: str) -> dict[str, float]:
         """Return the running instances, their summed RSS and the memory figures of a service.

@@ -112,3 +112,29 @@ def test_down_from_a_later_process_removes_cgroups(platform: LocalPlatform) -> N
     later.down()
     for path in paths:
         assert not path.exists()
+
+
+def test_reconcile_removes_memory_cgroups_of_a_killed_run(tmp_path: Path) -> None:
+    """A journaled memory-limit action left open: reconcile removes its empty cgroups."""
+    from harness.faults.memory import MemoryLimitAction
+    from harness.journal import Journal
+
+    platform = LocalPlatform(tmp_path / "state")
+    prefix = platform.memory_cgroup_prefix()
+    left = cgroups.memory_cgroup(f"{prefix}api-1-12345")
+    left.mkdir()
+    other = cgroups.memory_cgroup("someone-else-api-1-1")
+    other.mkdir()
+    try:
+        journal = Journal(tmp_path / "state" / "journal.jsonl")
+        data = MemoryLimitAction.data(prefix, {"api": 256})
+        journal.record_apply("run", "run/treatment/memory", data)
+        removed, failed = journal.reconcile()
+        assert removed == ["run/treatment/memory"]
+        assert failed == []
+        assert not left.exists()
+        assert other.exists()
+        assert journal.outstanding() == {}
+    finally:
+        cgroups.remove(left)
+        cgroups.remove(other)
