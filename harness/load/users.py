@@ -336,7 +336,6 @@ def data_rows() -> int:
     return int(os.environ.get("HARNESS_DATA_ROWS", "10000"))
 
 
-
 class WorkUser(_LoopbackUser):
     """Asks for work that holds one of an api instance's few worker slots (`GET /work`)."""
 
@@ -368,6 +367,6 @@ USER_CLASSES.update(
 
 # The users of the blobs service and of the job queue live in modules of their own, which
 # register them on import.
-import harness.load.blob_users  # noqa: E402, F401
-import harness.load.jobs_users  # noqa: E402, F401
+import harness.load.blob_users  # noqa: E402
+import harness.load.jobs_users  # noqa: E402
 import harness.load.orders_users  # noqa: E402, F401
