@@ -26,6 +26,7 @@ REDIS_URL = env_str("WORKER_REDIS_URL", "")
 CONCURRENCY = int(env_float("WORKER_CONCURRENCY", 3))
 VISIBILITY_S = env_float("WORKER_VISIBILITY_S", 3.0)
 MAX_ATTEMPTS = int(env_float("WORKER_MAX_ATTEMPTS", 3))
+STOP_TIMEOUT_S = 3.0
 
 if not REDIS_URL:
     raise SystemExit("missing WORKER_REDIS_URL: the worker needs Redis (redis://host:port/0)")
@@ -48,14 +49,16 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
         visibility_s=VISIBILITY_S,
         max_attempts=MAX_ATTEMPTS,
     )
-    task = asyncio.create_task(Worker(client, config).run())
+    worker = Worker(client, config)
+    task = asyncio.create_task(worker.run())
     app.state.worker = task
     try:
         yield
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        worker.stop()
+        # A slot returns within its read's block time; jobs it ran stay pending for others.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(task), timeout=STOP_TIMEOUT_S)
         await client.aclose()
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import redis.asyncio as aioredis
 import structlog
@@ -33,12 +34,8 @@ JOB_TTL_S = 3600
 STREAM_MAXLEN = 100_000
 
 RUNS = Counter("worker_job_runs_total", "Job runs by outcome", ["outcome"])
-REDELIVERED = Counter(
-    "worker_jobs_redelivered_total", "Entries claimed after their lease expired"
-)
-DEAD_LETTERED = Counter(
-    "worker_jobs_dead_lettered_total", "Jobs moved to the dead-letter stream"
-)
+REDELIVERED = Counter("worker_jobs_redelivered_total", "Entries claimed after their lease expired")
+DEAD_LETTERED = Counter("worker_jobs_dead_lettered_total", "Jobs moved to the dead-letter stream")
 DUPLICATES = Counter(
     "worker_jobs_duplicates_total", "Completions or deliveries of a job already done"
 )
@@ -51,6 +48,10 @@ class JobFailed(Exception):
     """A job's run raised; the job is retried or dead-lettered."""
 
 
+class _Stopped(Exception):
+    """The worker stopped while a job ran."""
+
+
 def job_key(job_id: str) -> str:
     """Return the key of a job's hash."""
     return f"job:{job_id}"
@@ -59,8 +60,14 @@ def job_key(job_id: str) -> str:
 async def enqueue(client: aioredis.Redis, job_id: str, duration_ms: float, poison: bool) -> None:
     """Write the job's hash and append its entry to the stream, in one transaction."""
     key = job_key(job_id)
-    fields = {"status": "queued", "duration_ms": duration_ms, "poison": int(poison),
-              "attempts": 0, "completions": 0, "submitted": time.time()}  # fmt: skip
+    fields: dict[Any, Any] = {
+        "status": "queued",
+        "duration_ms": duration_ms,
+        "poison": int(poison),
+        "attempts": 0,
+        "completions": 0,
+        "submitted": time.time(),
+    }
     async with client.pipeline(transaction=True) as pipe:
         pipe.hset(key, mapping=fields)
         pipe.expire(key, JOB_TTL_S)
@@ -116,11 +123,21 @@ class Worker:
         self.client = client
         self.config = config
         self._held: set[str] = set()
+        self._stopping = asyncio.Event()
         self._log = log.bind(consumer=config.consumer)
 
+    def stop(self) -> None:
+        """Ask the slots to stop; a job still running is left pending for another worker.
+
+        NOTE: the worker stops through this flag, not task cancellation, because redis-py
+        8.2's asyncio client swallows a CancelledError that arrives during a command, so a
+        cancelled slot would go on forever.
+        """
+        self._stopping.set()
+
     async def run(self) -> None:
-        """Run the slots and the lease renewal until cancelled."""
-        while True:
+        """Run the slots and the lease renewal until stop() is called."""
+        while not self._stopping.is_set():
             try:
                 await ensure_group(self.client)
                 break
@@ -134,10 +151,11 @@ class Worker:
             for _ in range(self.config.concurrency):
                 group.create_task(self._slot())
             group.create_task(self._renew_leases())
+        self._log.info("worker.stopped")
 
     async def _slot(self) -> None:
         """Take one entry at a time: an expired lease first, else a new entry."""
-        while True:
+        while not self._stopping.is_set():
             try:
                 entry = await self._next_entry()
                 if entry is None:
@@ -155,7 +173,7 @@ class Worker:
 
     async def _next_entry(self) -> tuple[str, str] | None:
         idle_ms = int(self.config.visibility_s * 1000)
-        claimed = await self.client.xautoclaim(
+        claimed: list[Any] = await self.client.xautoclaim(
             STREAM, GROUP, self.config.consumer, min_idle_time=idle_ms, count=1
         )
         for entry_id, fields in claimed[1]:
@@ -164,7 +182,7 @@ class Worker:
             REDELIVERED.inc()
             self._log.info("job.redelivered", entry=entry_id, job=fields["id"])
             return str(entry_id), str(fields["id"])
-        read = await self.client.xreadgroup(
+        read: Any = await self.client.xreadgroup(
             GROUP, self.config.consumer, {STREAM: ">"}, count=1,
             block=int(self.config.poll_s * 1000),
         )  # fmt: skip
@@ -195,7 +213,10 @@ class Worker:
         await self.client.hset(key, mapping={"status": "running", "worker": self.config.consumer})
         RUNNING.inc()
         try:
-            await run_job(job)
+            await self._run_unless_stopped(job)
+        except _Stopped:
+            self._log.info("job.left_pending", job=job_id, attempt=attempts)
+            return
         except Exception as exc:
             RUNS.labels("failed").inc()
             self._log.warning("job.failed", job=job_id, attempt=attempts, error=str(exc))
@@ -217,12 +238,26 @@ class Worker:
             DUPLICATES.inc()
             self._log.info("job.duplicate_completion", job=job_id, completions=completions)
 
+    async def _run_unless_stopped(self, job: dict[str, str]) -> None:
+        """Run the job; raise _Stopped, leaving it unfinished, when stop() comes first."""
+        running = asyncio.create_task(run_job(job))
+        stopping = asyncio.create_task(self._stopping.wait())
+        done, _ = await asyncio.wait({running, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+        if running not in done:
+            # The job only sleeps, so cancelling it is safe, unlike a Redis command.
+            running.cancel()
+            raise _Stopped
+        running.result()
+
     async def _dead_letter(self, entry_id: str, job_id: str, attempts: int) -> None:
         async with self.client.pipeline(transaction=True) as pipe:
             pipe.xadd(DEAD_STREAM, {"id": job_id, "attempts": attempts},
                       maxlen=STREAM_MAXLEN, approximate=True)  # fmt: skip
-            pipe.hset(job_key(job_id),
-                      mapping={"status": "dead", "max_attempts": self.config.max_attempts})
+            pipe.hset(
+                job_key(job_id),
+                mapping={"status": "dead", "max_attempts": self.config.max_attempts},
+            )
             pipe.xack(STREAM, GROUP, entry_id)
             await pipe.execute()
         DEAD_LETTERED.inc()
@@ -231,7 +266,7 @@ class Worker:
     async def _renew_leases(self) -> None:
         """Reset the idle time of the entries this worker runs, while it still owns them."""
         interval = self.config.visibility_s / 4
-        while True:
+        while not self._stopping.is_set():
             await asyncio.sleep(interval)
             held = set(self._held)
             if not held:
@@ -242,7 +277,7 @@ class Worker:
                     consumername=self.config.consumer,
                 )  # fmt: skip
                 owned = [str(p["message_id"]) for p in pending]
-                renew = [entry for entry in owned if entry in held]
+                renew: list[Any] = [entry for entry in owned if entry in held]
                 if renew:
                     await self.client.xclaim(STREAM, GROUP, self.config.consumer, 0, renew,
                                              justid=True)  # fmt: skip

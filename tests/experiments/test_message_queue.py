@@ -6,7 +6,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import shutil
+import signal
 import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
@@ -20,6 +22,7 @@ from prometheus_client import REGISTRY
 from harness.platforms.processes import LOOPBACK, free_port
 from targets.worker import queue
 from targets.worker.queue import Worker, WorkerConfig
+from tests.conftest import REPO
 from tests.experiments.test_experiment_runs import (
     _assert_nothing_left,
     _failed,
@@ -74,9 +77,23 @@ async def _running(client: aioredis.Redis, config: WorkerConfig) -> AsyncIterato
     try:
         yield worker
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        worker.stop()
+        await asyncio.wait_for(task, timeout=10)
+
+
+# A worker in a process of its own, so the test can kill it with SIGKILL.
+_WORKER_PROCESS = """
+import asyncio, sys
+import redis.asyncio as aioredis
+from targets.worker.queue import Worker, WorkerConfig
+
+async def main() -> None:
+    client = aioredis.Redis(host="127.0.0.1", port=int(sys.argv[1]), decode_responses=True)
+    config = WorkerConfig(consumer="doomed", concurrency=2, visibility_s=0.5, poll_s=0.1)
+    await Worker(client, config).run()
+
+asyncio.run(main())
+"""
 
 
 async def _until(check: Callable[[], Awaitable[bool]], timeout: float = 15.0) -> None:
@@ -118,10 +135,14 @@ def test_killed_worker_job_redelivered(redis_port: int) -> None:
             redelivered = _sample("worker_jobs_redelivered_total")
             await queue.ensure_group(client)
             await queue.enqueue(client, "a", duration_ms=1000, poison=False)
-            async with _running(client, _config("doomed")):
+            doomed = subprocess.Popen([sys.executable, "-c", _WORKER_PROCESS, str(redis_port)],
+                                      cwd=REPO)  # fmt: skip
+            try:
                 await _until(_status_is(client, "a", "running"))
-            # Cancelling the worker stops its renewals as a SIGKILL would; the entry stays
-            # pending under the dead consumer.
+            finally:
+                doomed.send_signal(signal.SIGKILL)
+                doomed.wait(timeout=10)
+            # The entry stays pending under the dead consumer, its lease no longer renewed.
             assert await _pending(client) == 1
             async with _running(client, _config("survivor")):
                 await _until(_status_is(client, "a", "done"))
