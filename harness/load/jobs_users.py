@@ -15,9 +15,10 @@ from locust import between, task
 from harness.load.users import REQUEST_TIMEOUT_S, USER_CLASSES, _fire, _LoopbackUser
 
 POLL_INTERVAL_S = 0.25
-# A job a killed worker held is redelivered after the 3 s visibility timeout and runs again for
-# 5 s, about 15 s after its submission at worst in our runs; past this limit it counts as lost.
-JOB_LIMIT_S = 25.0
+# A job a killed worker held is redelivered after the 3 s visibility timeout, once a slot is
+# free, and runs again for 5 s: done up to 16 s after its submission in our runs of the
+# message-queue experiment. Past this limit the job counts as lost.
+JOB_LIMIT_S = 30.0
 POISON_POLL_INTERVAL_S = 0.5
 POISON_LIMIT_S = 30.0
 
