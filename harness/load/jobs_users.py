@@ -1,8 +1,8 @@
 """Locust users of the job queue: `POST /jobs`, then `GET /jobs/{id}` until the job ends.
 
-Each job's outcome is recorded as a check of its own name, dated at the job's submission, with
-the time from submission to the outcome as its latency: `job done` (failed as lost when the
-job is not done within JOB_LIMIT_S) and `poison dead-lettered`.
+Each job's outcome is recorded as a check of its own name, dated at the job's submission. Its
+latency is the time from submission to the outcome. The checks are `job done`, failed as lost
+when the job is not done within JOB_LIMIT_S, and `poison dead-lettered`.
 """
 
 from __future__ import annotations

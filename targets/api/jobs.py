@@ -73,7 +73,7 @@ async def submit(request: Request) -> Response:
 
 
 async def status(request: Request) -> Response:
-    """Return a queued job's status and attempts; 404 for a job the queue does not know."""
+    """Return a queued job's status and attempts, or 404 for a job the queue does not know."""
     job_id = request.path_params["job_id"]
     if JOBS != "queue" or not REDIS_URL:
         return JSONResponse({"error": "inline jobs keep no status"}, status_code=404)

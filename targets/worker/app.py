@@ -39,7 +39,7 @@ if CONCURRENCY < 1 or MAX_ATTEMPTS < 1 or VISIBILITY_S <= 0:
 
 @contextlib.asynccontextmanager
 async def lifespan(app: Starlette) -> AsyncIterator[None]:
-    """Start the consumer slots with the app and cancel them when it stops."""
+    """Start the consumer slots with the app and stop them when it stops."""
     # A read blocks for up to a second, so the socket timeout must be longer.
     client = aioredis.Redis.from_url(REDIS_URL, decode_responses=True, socket_timeout=5.0,
                                      socket_connect_timeout=2.0)  # fmt: skip
@@ -56,7 +56,7 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
         yield
     finally:
         worker.stop()
-        # A slot returns within its read's block time; jobs it ran stay pending for others.
+        # A slot returns within its read's block time. A job still running stays pending for others.
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(asyncio.shield(task), timeout=STOP_TIMEOUT_S)
         await client.aclose()

@@ -7,11 +7,12 @@ Delivery is at least once. A worker holds an entry (a lease) from delivery until
 While a job runs, its worker renews the lease every visibility_s / 4 by claiming the entry for
 itself again (XCLAIM resets the entry's idle time), so a job may run longer than the
 visibility timeout. An entry whose worker stopped renewing it for visibility_s, because the
-worker died or its run failed, is claimed by another worker (XAUTOCLAIM with that min idle
-time) and run again. Attempts are counted in the job's hash when a run starts. A failed run
-leaves its entry pending, so the retry waits for the visibility timeout, a backoff of its own;
-after max_attempts runs the job goes to the dead-letter stream. A job is marked done once,
-by its first completion; a later completion or delivery of a done job counts as a duplicate.
+worker died or its run failed, is claimed by the next free slot of any worker (XAUTOCLAIM with
+that min idle time) and run again. Attempts are counted in the job's hash when a run starts.
+A failed run leaves its entry pending, so the retry waits for the visibility timeout, a backoff
+of its own. After max_attempts runs the job goes to the dead-letter stream. A job is marked
+done once, by its first completion. A later completion or delivery of a done job counts as a
+duplicate.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ STREAM = "jobs"
 GROUP = "workers"
 DEAD_STREAM = "jobs:dead"
 JOB_TTL_S = 3600
-# Bounds the stream's memory; far above the jobs of any experiment run.
+# Bounds the stream's memory, far above the jobs of any experiment run.
 STREAM_MAXLEN = 100_000
 
 RUNS = Counter("worker_job_runs_total", "Job runs by outcome", ["outcome"])
@@ -45,7 +46,7 @@ log = structlog.get_logger(__name__)
 
 
 class JobFailed(Exception):
-    """A job's run raised; the job is retried or dead-lettered."""
+    """A job's run raised, so the job is retried or dead-lettered."""
 
 
 class _Stopped(Exception):
@@ -76,7 +77,7 @@ async def enqueue(client: aioredis.Redis, job_id: str, duration_ms: float, poiso
 
 
 async def read_job(client: aioredis.Redis, job_id: str) -> dict[str, str]:
-    """Return the job's hash as strings; empty when the job is unknown."""
+    """Return the job's hash as strings, or an empty dict when the job is unknown."""
     raw = await client.hgetall(job_key(job_id))
     return {_text(k): _text(v) for k, v in raw.items()}
 
@@ -103,13 +104,13 @@ async def run_job(job: dict[str, str]) -> None:
 
 @dataclass(frozen=True)
 class WorkerConfig:
-    """How one worker instance consumes: its consumer name, slots and retry policy."""
+    """A worker instance's consumer name, slots and retry policy."""
 
     consumer: str
     concurrency: int = 3
     visibility_s: float = 3.0
     max_attempts: int = 3
-    # How long a free slot blocks on a read; it looks for expired leases this often.
+    # Seconds a free slot blocks on a read, so it looks for expired leases this often.
     poll_s: float = 1.0
 
 
@@ -122,12 +123,12 @@ class Worker:
     def __init__(self, client: aioredis.Redis, config: WorkerConfig) -> None:
         self.client = client
         self.config = config
-        self._held: set[str] = set()
+        self._leased: set[str] = set()
         self._stopping = asyncio.Event()
         self._log = log.bind(consumer=config.consumer)
 
     def stop(self) -> None:
-        """Ask the slots to stop; a job still running is left pending for another worker.
+        """Ask the slots to stop. A job still running is left pending for another worker.
 
         NOTE: the worker stops through this flag, not task cancellation, because redis-py
         8.2's asyncio client swallows a CancelledError that arrives during a command, so a
@@ -161,11 +162,11 @@ class Worker:
                 if entry is None:
                     continue
                 entry_id, job_id = entry
-                self._held.add(entry_id)
+                self._leased.add(entry_id)
                 try:
                     await self.process(entry_id, job_id)
                 finally:
-                    self._held.discard(entry_id)
+                    self._leased.discard(entry_id)
             except (RedisError, OSError) as exc:
                 # The entry stays pending and is claimed again after the visibility timeout.
                 self._log.warning("worker.redis_failed", error=str(exc))
@@ -239,7 +240,7 @@ class Worker:
             self._log.info("job.duplicate_completion", job=job_id, completions=completions)
 
     async def _run_unless_stopped(self, job: dict[str, str]) -> None:
-        """Run the job; raise _Stopped, leaving it unfinished, when stop() comes first."""
+        """Run the job, or raise _Stopped and leave it unfinished when stop() comes first."""
         running = asyncio.create_task(run_job(job))
         stopping = asyncio.create_task(self._stopping.wait())
         done, _ = await asyncio.wait({running, stopping}, return_when=asyncio.FIRST_COMPLETED)
@@ -268,23 +269,23 @@ class Worker:
         interval = self.config.visibility_s / 4
         while not self._stopping.is_set():
             await asyncio.sleep(interval)
-            held = set(self._held)
-            if not held:
+            leased = set(self._leased)
+            if not leased:
                 continue
             try:
                 pending = await self.client.xpending_range(
-                    STREAM, GROUP, min="-", max="+", count=len(held) + 1000,
+                    STREAM, GROUP, min="-", max="+", count=len(leased) + 1000,
                     consumername=self.config.consumer,
                 )  # fmt: skip
                 owned = [str(p["message_id"]) for p in pending]
-                renew: list[Any] = [entry for entry in owned if entry in held]
+                renew: list[Any] = [entry for entry in owned if entry in leased]
                 if renew:
                     await self.client.xclaim(STREAM, GROUP, self.config.consumer, 0, renew,
                                              justid=True)  # fmt: skip
             except (RedisError, OSError) as exc:
                 self._log.warning("lease.renew_failed", error=str(exc))
                 continue
-            for entry in held - set(owned):
+            for entry in leased - set(owned):
                 # Another worker claimed it after a stall longer than the visibility timeout.
-                if entry in self._held:
+                if entry in self._leased:
                     self._log.warning("lease.lost", entry=entry)

@@ -201,7 +201,7 @@ def test_poison_job_dead_lettered(redis_port: int, max_attempts: int) -> None:
 
 
 def test_second_completion_counted_as_duplicate(redis_port: int) -> None:
-    """Two workers running one entry (a lease lost in a stall) complete it; one is a duplicate."""
+    """Two workers run one entry, as after a lease lost in a stall, and the second is counted."""
 
     async def scenario() -> None:
         async with _client(redis_port) as client:
