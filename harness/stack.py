@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 from harness.errors import InvalidInput
 
@@ -61,6 +61,8 @@ class Service(BaseModel):
     primary: str | None = None
     instances: int = 1
     optional: bool = False
+    # Services this one cannot run without, started with it (a worker needs its Redis).
+    requires: list[str] = []
     settings: dict[str, Setting] = {}
 
 
@@ -97,14 +99,27 @@ class Stack(BaseModel):
     services: dict[str, Service]
     links: dict[str, Link]
 
+    @model_validator(mode="after")
+    def _known_requirements(self) -> Stack:
+        for name, service in self.services.items():
+            for needed in [*service.requires, *([service.primary] if service.primary else [])]:
+                if needed not in self.services:
+                    raise ValueError(f"service {name} requires unknown service {needed!r}")
+        return self
+
     def running_services(self, requested: list[str]) -> list[str]:
         """Return the services a target runs: every required one plus the requested optional
-        ones, with the primaries of requested replicas and the exporter for data services."""
+        ones, with what they require, the primaries of requested replicas and the exporter for
+        data services."""
         wanted = set(requested)
-        for name in list(wanted):
-            primary = self.services[name].primary
-            if primary is not None:
-                wanted.add(primary)
+        pending = list(wanted)
+        while pending:
+            service = self.services[pending.pop()]
+            needed = [*service.requires, *([service.primary] if service.primary else [])]
+            for name in needed:
+                if name not in wanted:
+                    wanted.add(name)
+                    pending.append(name)
         if any(self.services[name].kind in ("redis", "postgres") for name in wanted):
             wanted |= {n for n, s in self.services.items() if s.kind == "exporter"}
         return [n for n, s in self.services.items() if not s.optional or n in wanted]
