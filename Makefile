@@ -6,6 +6,8 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 APT_PACKAGES := nginx-light redis-server postgresql prometheus haproxy
 NAME ?= circuit-breaker
+# Flags for `harness run`, such as ARGS="--seed 7".
+ARGS ?=
 PYTEST_ARGS ?=
 
 .PHONY: setup system-packages test test-all experiment gameday lint bench clean status down
@@ -37,7 +39,7 @@ test-all: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 experiment: $(STAMP)
-	$(VENV)/bin/harness run $(NAME)
+	$(VENV)/bin/harness run $(NAME) $(ARGS)
 
 gameday: $(STAMP)
 	$(VENV)/bin/harness gameday

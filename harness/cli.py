@@ -16,7 +16,12 @@ from rich.table import Table
 from typer.exceptions import TyperException
 
 from harness.errors import ExitCode, HarnessError, InvalidInput, TargetStartError
-from harness.experiment import list_experiments, load_experiment, load_experiment_file
+from harness.experiment import (
+    list_experiments,
+    load_experiment,
+    load_experiment_file,
+    resolve_path,
+)
 from harness.journal import Journal
 from harness.load.runner import LoadProgress, stop_stray_load
 from harness.lock import is_locked, state_lock
@@ -30,7 +35,8 @@ app = typer.Typer(
     no_args_is_help=True,
     help="Chaos and load experiments for production design patterns.",
 )
-console = Console(stderr=False)
+# Piped output (CI logs, `| tee`) has no terminal width; wide tables would be cut to 80 columns.
+console = Console(stderr=False, width=None if sys.stdout.isatty() else 160)
 errors = Console(stderr=True)
 
 StateDir = Annotated[
@@ -358,8 +364,13 @@ def report(
     path = run_dir / "result.json"
     try:
         result = load_result(path)
-    except (OSError, ValueError, KeyError) as exc:
-        raise InvalidInput(f"{path}: cannot read a run result: {exc}") from None
+    except OSError as exc:
+        raise InvalidInput(
+            f"{path}: cannot read a run result ({exc.strerror}); give a run folder such as "
+            "results/latest"
+        ) from None
+    except (ValueError, KeyError) as exc:
+        raise InvalidInput(f"{path}: not a run result: {exc}") from None
     write_junit(result, run_dir / "junit.xml")
     write_html(result, run_dir / "report.html")
     print_summary(result, console, run_dir)
@@ -370,7 +381,8 @@ def report(
 def validate(
     path: Annotated[Path, typer.Argument(help="Experiment file to check.")],
 ) -> None:
-    """Check an experiment file without starting anything."""
+    """Check an experiment file, or one of the catalog by name, without starting anything."""
+    path = resolve_path(str(path))
     experiment = load_experiment_file(path)
     console.print(f"{path}: valid experiment {experiment.name!r}")
 

@@ -313,6 +313,8 @@ class SessionUser(_LoopbackUser):
         """Log in."""
         super().on_start()
         self.user_name = f"user-{next(_user_ids)}"
+        # The client id cookie the edge routes sticky sessions by, set before the login.
+        self.client.cookies.set("uid", self.user_name)
         self._login()
 
     def _login(self) -> None:

@@ -60,7 +60,9 @@ class UpOptions:
 # Balancing rule of the edge: round robin, or the session cookie, so a user stays on one
 # instance while it lives. Consistent hashing moves only a lost instance's users.
 MIB = 1024 * 1024
-BALANCE = {"round_robin": "", "sticky": "hash $cookie_session consistent;"}
+# Sticky routing hashes a client id cookie (`uid`) that the client has before it logs in, so its
+# login and its later requests reach the same instance; open-source nginx has no sticky cookie.
+BALANCE = {"round_robin": "", "sticky": "hash $cookie_uid consistent;"}
 
 
 def proxy_name(link: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import logging
 import math
 from typing import Literal
 
@@ -13,6 +14,10 @@ from matplotlib.figure import Figure
 
 from harness.report.format import ordered_phases
 from harness.result import ArmResult, Sample
+
+# Text set as SVG text names font families (STIX among them) that this machine may lack; the
+# viewer's browser picks a font, so matplotlib's "findfont" warnings say nothing useful here.
+logging.getLogger("matplotlib.font_manager").setLevel(logging.ERROR)
 
 LatencyKey = Literal["p50", "p95", "p99"]
 LATENCY_KEYS: tuple[LatencyKey, ...] = ("p50", "p95", "p99")
