@@ -8,7 +8,9 @@ import time
 from dataclasses import dataclass, field
 
 import structlog
+from prometheus_api_client.exceptions import PrometheusApiClientException
 
+from harness.errors import InvalidInput
 from harness.experiment import Autoscale
 from harness.observe.prometheus import PrometheusProbes
 from harness.platforms.base import Platform
@@ -49,6 +51,16 @@ class Autoscaler:
         self._probes = PrometheusProbes(self.platform.prometheus())
         self._history: list[tuple[float, int]] = []
 
+    def check_query(self) -> None:
+        """Read the query once; raise InvalidInput when Prometheus rejects it."""
+        try:
+            self._probes.read_now(self.rule.promql)
+        except PrometheusApiClientException as exc:
+            raise InvalidInput(
+                f"autoscale.promql: invalid value {self.rule.promql!r}: Prometheus answered "
+                f"{str(exc)[:200]}"
+            ) from None
+
     def start(self) -> None:
         """Start the scaler's thread."""
         self._thread = threading.Thread(target=self._loop, name="autoscaler", daemon=True)
@@ -75,7 +87,7 @@ class Autoscaler:
     def step(self, now: float) -> None:
         """Read the query once and scale if the rule says so."""
         current = len(self.platform.instances(self.rule.service))
-        value = self._probes.evaluate(self.rule.promql, "last", now, now)
+        value = self._probes.read_now(self.rule.promql)
         want = wanted(value, self.rule, current)
         self._history = [(t, w) for t, w in self._history if t > now - self.rule.down_after]
         self._history.append((now, want))

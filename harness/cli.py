@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -387,8 +388,16 @@ def validate(
     console.print(f"{path}: valid experiment {experiment.name!r}")
 
 
+def _terminate(signum: int, frame: object) -> None:
+    """Treat SIGTERM as SIGINT, so it ends with exit code 130 wherever it arrives."""
+    raise KeyboardInterrupt
+
+
 def main() -> None:
     """Run the CLI, mapping harness errors and interrupts to documented exit codes."""
+    # The runner replaces this while an experiment runs and puts it back after; a SIGTERM
+    # before or after (report writing) then still ends the process with exit code 130.
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         code = app(standalone_mode=False)
     except HarnessError as exc:

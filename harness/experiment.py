@@ -106,11 +106,11 @@ class Autoscale(BaseModel):
 
     service: str
     promql: str = Field(min_length=1, max_length=2000)
-    target: float = Field(gt=0, le=1_000_000)
+    target: float = Field(gt=0, le=1_000_000, strict=True, allow_inf_nan=False)
     min: InstanceCount = 1
     max: InstanceCount = 5
-    interval: Annotated[float, BeforeValidator(_seconds), Field(ge=0.5, le=60)] = 1.0
-    down_after: Annotated[float, BeforeValidator(_seconds), Field(ge=0, le=600)] = 5.0
+    interval: Annotated[float, BeforeValidator(_seconds), Field(ge=0.5, le=60, strict=True)] = 1.0
+    down_after: Annotated[float, BeforeValidator(_seconds), Field(ge=0, le=600, strict=True)] = 5.0
 
     @model_validator(mode="after")
     def _bounds(self) -> Autoscale:
@@ -254,9 +254,15 @@ def _node_count(data: object, budget: int) -> int:
     return count
 
 
+# Names pydantic adds to an error's location for the member of a union that failed.
+_UNION_MEMBERS = frozenset({"int", "float", "str", "bool", "list[str]"})
+
+
 def _field_path(loc: tuple[int | str, ...]) -> str:
     parts: list[str] = []
     for part in loc:
+        if isinstance(part, str) and part in _UNION_MEMBERS:
+            continue
         if isinstance(part, int):
             parts.append(f"[{part}]")
         elif parts:
@@ -297,19 +303,19 @@ def _check_cross_references(experiment: Experiment, stack: Stack, where: str) ->
         stack.resolve_settings(
             {k: dict(v) for k, v in arm.target.items()}, f"{where}: field arms.{arm_name}.target"
         )
+        scalable = ", ".join(n for n in stack.services if stack.scalable(n))
         for service in arm.scale:
-            if service not in stack.services or stack.services[service].kind != "asgi":
+            if not stack.scalable(service):
                 raise InvalidInput(
-                    f"{where}: field arms.{arm_name}.scale.{service}: only the api and payments "
-                    "services scale"
+                    f"{where}: field arms.{arm_name}.scale.{service}: {service!r} does not "
+                    f"scale; services behind the edge do: {scalable}"
                 )
         if arm.autoscale is not None:
             service = arm.autoscale.service
-            spec = stack.services.get(service)
-            if spec is None or spec.kind != "asgi" or service not in running:
+            if not stack.scalable(service) or service not in running:
                 raise InvalidInput(
                     f"{where}: field arms.{arm_name}.autoscale.service: {service!r} does not "
-                    "scale; the api-like services of the experiment do"
+                    f"scale; services behind the edge do: {scalable}"
                 )
         own = experiment.arms[arm_name].faults is not None
         for index, fault in enumerate(experiment.arm_faults(arm_name)):

@@ -95,6 +95,8 @@ class Runner:
     def __post_init__(self) -> None:
         self.journal = Journal(self.state_dir / "journal.jsonl")
         self.rollback_failed: list[str] = []
+        # Failures of the harness's own parts in an arm (a stopped scaler): the run fails.
+        self.harness_failures: list[str] = []
         self._unremoved: list[_Applied] = []
         self._endpoint_stats: dict[str, dict[int, PhaseStats]] = {}
         self._scaler_journaled: _Applied | None = None
@@ -115,7 +117,13 @@ class Runner:
         _add_ratio_probes(experiment, arms)
         hypotheses = self._evaluate(experiment, arms)
         failed_effect = any(not f["took_effect"] for arm in arms.values() for f in arm["faults"])
-        passed = all(h["verdict"] == "pass" for h in hypotheses) and not failed_effect
+        passed = (
+            all(h["verdict"] == "pass" for h in hypotheses)
+            and not failed_effect
+            and not self.harness_failures
+        )
+        for failure in self.harness_failures:
+            log.error("run.failed", reason=failure)
         if self.rollback_failed:
             exit_code = ExitCode.ROLLBACK_FAILED
         elif passed:
@@ -206,6 +214,11 @@ class Runner:
             result["aborted"] = abort_reason
             if scaler is not None:
                 _add_scaling(result, scaler, records, origin, Window(fault_start, fault_end))
+                if scaler.error is not None:
+                    # The treatment ran without its scaler: no verdict on the pattern holds.
+                    result["aborted"] = f"the autoscaler stopped: {scaler.error}"
+                    self.harness_failures.append(f"arm {arm_name}: the autoscaler stopped: "
+                                                 f"{scaler.error}")  # fmt: skip
             self._endpoint_stats[arm_name] = _endpoint_stats(experiment, arm_name, result,
                                                               records, origin)  # fmt: skip
         finally:
@@ -250,6 +263,7 @@ class Runner:
         self.journal.record_apply(run_id, fault_id, data)
         self._scaler_journaled = _Applied(fault_id, spec, data, record)
         scaler = Autoscaler(self.platform, rule, origin)
+        scaler.check_query()
         scaler.start()
         return scaler
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Literal
 
@@ -24,6 +25,9 @@ class Setting(BaseModel):
     type: Literal["number", "bool", "choice"]
     default: SettingValue
     choices: list[str] | None = None
+    # Bounds of a number setting; every number is finite and at least 0.
+    min: float = 0.0
+    max: float = 1_000_000.0
 
     def check(self, value: object) -> SettingValue:
         """Return the value if it fits this setting, else raise ValueError saying what fits."""
@@ -32,9 +36,11 @@ class Setting(BaseModel):
                 return value
             raise ValueError("expected true or false")
         if self.type == "number":
-            if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
-                return float(value)
-            raise ValueError("expected a number >= 0")
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                number = float(value)
+                if math.isfinite(number) and self.min <= number <= self.max:
+                    return number
+            raise ValueError(f"expected a number from {self.min:g} to {self.max:g}")
         assert self.choices is not None
         if isinstance(value, str) and value in self.choices:
             return value
@@ -106,6 +112,21 @@ class Stack(BaseModel):
                 if needed not in self.services:
                     raise ValueError(f"service {name} requires unknown service {needed!r}")
         return self
+
+    def scalable(self, name: str) -> bool:
+        """Tell whether a service scales: an asgi service an edge balances over.
+
+        Links lead to a service's first instance, so instances beyond it get traffic only
+        through an edge's upstream list.
+        """
+        service = self.services.get(name)
+        return (
+            service is not None
+            and service.kind == "asgi"
+            and any(
+                s.kind == "nginx" and (s.upstream or "api") == name for s in self.services.values()
+            )
+        )
 
     def running_services(self, requested: list[str]) -> list[str]:
         """Return the services a target runs: every required one plus the requested optional

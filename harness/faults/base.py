@@ -6,12 +6,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt
 
 from harness.platforms.base import Platform
 from harness.stack import Stack
 
-AttributeValue = int | float
+# Strict: a YAML `true` is no number of milliseconds, users or bytes.
+AttributeValue = StrictInt | StrictFloat
 
 
 class FaultSpec(BaseModel):

@@ -35,6 +35,12 @@ class LoadSpikeFault:
             known = ", ".join(USER_CLASS_NAMES)
             raise InvalidInput(f"{where}.user_class: unknown {spec.user_class!r}; known: {known}")
         for key, value in spec.attributes.items():
+            if isinstance(value, bool):
+                raise InvalidInput(f"{where}.attributes.{key}: invalid value {value!r}; "
+                                   "expected a number")  # fmt: skip
+            if key == "users" and value != int(value):
+                raise InvalidInput(f"{where}.attributes.users: invalid value {value!r}; "
+                                   "expected a whole number from 1 to 500")  # fmt: skip
             if key not in ("users", "spawn_rate", "ramp_s"):
                 raise InvalidInput(f"{where}.attributes.{key}: unknown attribute; known: users, "
                                    "spawn_rate, ramp_s")  # fmt: skip

@@ -15,10 +15,10 @@ class ScaleFault:
 
     def check(self, spec: FaultSpec, stack: Stack, where: str) -> None:
         """Raise InvalidInput unless an api-like service and a count from 1 to 10 are given."""
-        service = stack.services.get(spec.service or "")
-        if service is None or service.kind != "asgi":
-            raise InvalidInput(f"{where}.service: {spec.service!r} does not scale; the api and "
-                               "payments do")  # fmt: skip
+        if not stack.scalable(spec.service or ""):
+            scalable = ", ".join(n for n in stack.services if stack.scalable(n))
+            raise InvalidInput(f"{where}.service: {spec.service!r} does not scale; services "
+                               f"behind the edge do: {scalable}")  # fmt: skip
         count = spec.attributes.get("count")
         if count is None or isinstance(count, bool) or not 1 <= count <= 10 or count != int(count):
             raise InvalidInput(f"{where}.attributes.count: invalid value {count!r}; expected a "

@@ -57,6 +57,17 @@ class PrometheusProbes:
             total = value if total is None else total + value
         return total
 
+    def read_now(self, query: str) -> float | None:
+        """Return the query's value now (a sum over its series), raising on any error.
+
+        Probes read after the fact and tolerate a failed query; a scaler acting on the value
+        must not mistake an error for an idle service.
+        """
+        result = self.client.custom_query(query)
+        values = [float(item["value"][1]) for item in result]
+        finite = [v for v in values if math.isfinite(v)]
+        return sum(finite) if finite else None
+
     def _instant(self, query: str, at: float) -> float | None:
         result = self.client.custom_query(query, params={"time": f"{at:.3f}"})
         values = [float(item["value"][1]) for item in result]

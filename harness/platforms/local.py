@@ -694,19 +694,20 @@ class LocalPlatform:
     def service_figures(self, service: str) -> dict[str, float]:
         """Return the running instances, their summed RSS and the memory figures of a service.
 
-        `memory_peak_mb` and `oom_kills` come from the cgroups of memory-limited instances
-        (0 without a limit); `rss_mb` sums the resident memory of the running processes.
+        `memory_peak_mb` and `oom_kills` come from the cgroups of memory-limited instances and
+        are left out without a limit; `rss_mb` sums the resident memory of the running processes.
         """
         running = [r for r in self.records() if r.service == service and is_ours(r)]
         rss = sum(resident_bytes(r.pid) for r in running)
         paths = [Path(p) for p, name in self._cgroups.items()
                  if name.rpartition("-")[0] == service]  # fmt: skip
-        return {
-            "instances": float(len(running)),
-            "rss_mb": rss / MIB,
-            "memory_peak_mb": max((cgroups.peak_bytes(p) for p in paths), default=0) / MIB,
-            "oom_kills": float(sum(cgroups.oom_kills(p) for p in paths)),
-        }
+        figures = {"instances": float(len(running)), "rss_mb": rss / MIB}
+        if paths:
+            # Without a memory limit there is no cgroup to read: no figure rather than a 0
+            # that would pass `oom_kills == 0` without measuring anything.
+            figures["memory_peak_mb"] = max(cgroups.peak_bytes(p) for p in paths) / MIB
+            figures["oom_kills"] = float(sum(cgroups.oom_kills(p) for p in paths))
+        return figures
 
     def instance_process(self, instance: str) -> tuple[int, int] | None:
         """Return the pid and start time of an instance's process, if it runs."""

@@ -52,3 +52,16 @@ def test_without_the_scaler_fails(tmp_path: Path) -> None:
     assert "the scaler adds instances" in failed
     assert "the scaled service carries the spike" in failed
     _assert_nothing_left(tmp_path)
+
+
+def test_rejected_scaler_query_is_invalid_input(tmp_path: Path) -> None:
+    """A query Prometheus rejects ends the run with exit code 2 and leaves nothing behind."""
+
+    def bad_query(data: dict[str, Any]) -> None:
+        data["phases"] = {"baseline": "1s", "fault": "1s", "recovery": "1s"}
+        data["arms"]["treatment"]["autoscale"]["promql"] = "sum(("
+
+    code, _, output = _run(tmp_path, _write_variant(tmp_path, "auto-scaling", bad_query))
+    assert code == 2, output[-3000:]
+    assert "autoscale.promql: invalid value 'sum(('" in output
+    _assert_nothing_left(tmp_path)

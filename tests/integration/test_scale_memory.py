@@ -100,7 +100,8 @@ def test_memory_limit_and_service_figures(platform: LocalPlatform) -> None:
     assert 10 < figures["rss_mb"] < 3 * 256
     assert 0 < figures["memory_peak_mb"] <= 256
     assert figures["oom_kills"] == 0
-    assert platform.service_figures("edge")["memory_peak_mb"] == 0
+    assert "memory_peak_mb" not in platform.service_figures("edge")
+    assert "oom_kills" not in platform.service_figures("edge")
 
 
 def test_down_from_a_later_process_removes_cgroups(platform: LocalPlatform) -> None:

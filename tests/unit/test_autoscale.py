@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from harness.autoscale import scale_up_lag, settled_count, wanted
@@ -94,3 +96,32 @@ def test_sampler_aggregations(aggregation: str, expected: float) -> None:
     assert sampler.evaluate("api", "instances", aggregation, 0.0, 1e12) == expected
     assert sampler.evaluate("api", "instances", aggregation, 0.0, 1.0) is None
     assert sampler.evaluate("edge", "instances", aggregation, 0.0, 1e12) is None
+
+
+class _NoPrometheus:
+    """A platform whose Prometheus does not answer: nothing listens on its port."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+
+    def prometheus(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def instances(self, service: str) -> list[str]:
+        return ["api-1"]
+
+
+def test_scaler_stops_with_an_error_when_prometheus_is_gone() -> None:
+    """A failed read stops the scaler with the error kept, instead of reading as idle."""
+    from harness.autoscale import Autoscaler
+    from harness.platforms.processes import free_port
+
+    scaler = Autoscaler(_NoPrometheus(free_port()), RULE, origin=0.0)  # type: ignore[arg-type]
+    scaler.start()
+    deadline = time.monotonic() + 60
+    while scaler.error is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    scaler.stop()
+    assert scaler.error is not None
+    assert "Connection" in scaler.error
+    assert scaler.events == []

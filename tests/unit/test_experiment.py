@@ -201,6 +201,32 @@ BAD_CASES: list[tuple[str, dict[str, Any] | str, str]] = [
         "ramp_s: invalid value -1",
     ),
     (
+        "autoscale target true",
+        _with("arms.treatment.autoscale", {"service": "api", "promql": "x", "target": True}),
+        "autoscale.target: Input should be a valid number",
+    ),
+    (
+        "autoscale target text",
+        _with("arms.treatment.autoscale", {"service": "api", "promql": "x", "target": "2"}),
+        "autoscale.target: Input should be a valid number",
+    ),
+    (
+        "spike users true",
+        _with(
+            "faults.0",
+            {"kind": "load_spike", "user_class": "WorkUser", "attributes": {"users": True}},
+        ),
+        "field faults[0].attributes.users: Input should be a valid",
+    ),
+    (
+        "spike users fraction",
+        _with(
+            "faults.0",
+            {"kind": "load_spike", "user_class": "WorkUser", "attributes": {"users": 2.5}},
+        ),
+        "users: invalid value 2.5; expected a whole number",
+    ),
+    (
         "client probe of an arm metric",
         _with("probes.n", {"client": "scale_up_lag", "endpoint": "/work"}),
         "client metric must be one of",
@@ -309,7 +335,31 @@ def _alias_bomb(levels: int) -> str:
         (
             "scale of a database",
             yaml.safe_dump(_with("arms.control.scale", {"edge": 2})),
-            "only the api and payments",
+            "'edge' does not scale; services behind the edge do: api",
+        ),
+        (
+            "scale of a linked service",
+            yaml.safe_dump(_with("arms.control.scale", {"payments": 3})),
+            "'payments' does not scale",
+        ),
+        (
+            "autoscale of a linked service",
+            yaml.safe_dump(
+                _with("arms.control.autoscale", {"service": "payments", "promql": "x", "target": 1})
+            ),
+            "'payments' does not scale",
+        ),
+        (
+            "worker concurrency zero",
+            yaml.safe_dump(_with("arms.control.target", {"worker": {"concurrency": 0}})),
+            "expected a number from 1 to 64",
+        ),
+        (
+            "memory limit infinite",
+            yaml.safe_dump(
+                _with("arms.control.target", {"api": {"memory_limit_mb": float("inf")}})
+            ),
+            "expected a number from 0 to 65536",
         ),
         ("scale of zero", yaml.safe_dump(_with("arms.control.scale", {"api": 0})), "scale"),
         ("scale too large", yaml.safe_dump(_with("arms.control.scale", {"api": 11})), "scale"),
