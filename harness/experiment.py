@@ -303,6 +303,12 @@ def _check_cross_references(experiment: Experiment, stack: Stack, where: str) ->
         stack.resolve_settings(
             {k: dict(v) for k, v in arm.target.items()}, f"{where}: field arms.{arm_name}.target"
         )
+        for service, settings in arm.target.items():
+            if settings.get("memory_limit_mb") and service not in running:
+                raise InvalidInput(
+                    f"{where}: field arms.{arm_name}.target.{service}.memory_limit_mb: "
+                    f"{service!r} does not run in this experiment; add it under services"
+                )
         scalable = ", ".join(n for n in stack.services if stack.scalable(n))
         for service in arm.scale:
             if not stack.scalable(service):
@@ -328,6 +334,13 @@ def _check_cross_references(experiment: Experiment, stack: Stack, where: str) ->
                     f"known: {known}"
                 )
             kind.check(fault, stack, f"{where}: field {field}")
+            ramp = fault.attributes.get("ramp_s", 0)
+            fault_s = experiment.arm_phases(arm_name).fault
+            if ramp > fault_s:
+                raise InvalidInput(
+                    f"{where}: field {field}.attributes.ramp_s: invalid value {ramp!r}; the "
+                    f"ramp must fit in arm {arm_name}'s fault phase of {fault_s:g} s"
+                )
             for service in kind.services(fault):
                 if service not in running:
                     raise InvalidInput(

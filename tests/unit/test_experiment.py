@@ -227,6 +227,23 @@ BAD_CASES: list[tuple[str, dict[str, Any] | str, str]] = [
         "users: invalid value 2.5; expected a whole number",
     ),
     (
+        "spike ramp longer than the fault",
+        _with(
+            "faults.0",
+            {
+                "kind": "load_spike",
+                "user_class": "WorkUser",
+                "attributes": {"users": 5, "ramp_s": 30},
+            },
+        ),
+        "ramp must fit in arm control's fault phase of 3 s",
+    ),
+    (
+        "memory limit on a service not running",
+        _with("arms.control.target", {"blobs": {"memory_limit_mb": 256}}),
+        "memory_limit_mb: 'blobs' does not run",
+    ),
+    (
         "client probe of an arm metric",
         _with("probes.n", {"client": "scale_up_lag", "endpoint": "/work"}),
         "client metric must be one of",
