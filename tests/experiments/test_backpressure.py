@@ -6,7 +6,6 @@ The whole runs are marked slow; the blobs app and the edge's configuration are c
 from __future__ import annotations
 
 import asyncio
-import json
 import shutil
 import subprocess
 import tracemalloc
@@ -20,7 +19,7 @@ import yaml
 from harness.experiment import EXPERIMENTS_DIR
 from harness.platforms.local import LocalPlatform, UpOptions
 from targets.blobs import app as blobs
-from tests.conftest import harness_cli
+from tests.experiments.test_experiment_runs import _failed, _run
 
 GIB = 1024 * 1024 * 1024
 
@@ -141,24 +140,6 @@ def _write_variant(tmp_path: Path, change: Any) -> Path:
     path = tmp_path / "backpressure-variant.yaml"
     path.write_text(yaml.safe_dump(data))
     return path
-
-
-def _run(tmp_path: Path, path: Path) -> tuple[int, dict[str, Any], str]:
-    result = harness_cli(
-        "run", str(path), "--state-dir", str(tmp_path / "state"),
-        "--results-dir", str(tmp_path / "results"), cwd=tmp_path, timeout=600,
-    )  # fmt: skip
-    latest = tmp_path / "results" / "latest"
-    report = json.loads((latest / "result.json").read_text()) if latest.exists() else {}
-    return result.returncode, report, result.stdout + result.stderr
-
-
-def _failed(report: dict[str, Any]) -> list[str]:
-    return [
-        f"{h['arm']}/{h['name']}: {h['expression']} observed {h['observed']}"
-        for h in report.get("hypotheses", [])
-        if h["verdict"] != "pass"
-    ]
 
 
 def _fault_probes(report: dict[str, Any], arm: str) -> dict[str, Any]:
