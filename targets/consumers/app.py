@@ -105,9 +105,11 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        reader.stop()
+        tasks[1].cancel()
+        # The reader returns within one blocking read. `asyncio.wait` does not wait for a
+        # cancellation to finish, so a Redis call that swallowed one cannot hold up shutdown.
+        await asyncio.wait(tasks, timeout=BLOCK_MS / 1000.0 + 2.0)
         await _redis.aclose()
 
 

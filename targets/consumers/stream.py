@@ -66,6 +66,16 @@ class StreamConsumer:
     _error: BaseException | None = None
     _slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(MAX_IN_FLIGHT))
     _recording: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(MAX_RECORDING))
+    _stopping: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def stop(self) -> None:
+        """Ask `run` to return after its current read (at most BLOCK_MS).
+
+        NOTE: stop through this flag rather than by cancelling `run`: redis-py 8.2's asyncio
+        client can swallow a CancelledError that arrives during a command, and the cancelled
+        task then reads on forever.
+        """
+        self._stopping.set()
 
     async def ensure_group(self) -> None:
         """Create the group at the start of the stream, so no order before it is skipped."""
@@ -76,15 +86,15 @@ class StreamConsumer:
                 raise
 
     async def run(self) -> None:
-        """Read and record orders until cancelled; after a Redis error, retry from the
+        """Read and record orders until stopped; after a Redis error, retry from the
         pending entries, so an order whose recording failed is not skipped."""
         failures = 0
         try:
-            while True:
+            while not self._stopping.is_set():
                 try:
                     await self.ensure_group()
                     await self.drain_pending()
-                    while True:
+                    while not self._stopping.is_set():
                         await self.read_new()
                         failures = 0
                 except (RedisError, OSError) as exc:

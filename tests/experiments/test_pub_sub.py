@@ -21,7 +21,7 @@ import requests
 
 from harness.platforms.processes import LOOPBACK, free_port
 from targets.consumers import views
-from targets.consumers.stream import BEHIND_S, StreamConsumer
+from targets.consumers.stream import BEHIND_S, BLOCK_MS, StreamConsumer
 from tests.experiments.test_experiment_runs import (
     _assert_nothing_left,
     _failed,
@@ -59,9 +59,9 @@ async def _running(consumer: StreamConsumer) -> AsyncIterator[StreamConsumer]:
     try:
         yield consumer
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        consumer.stop()
+        await asyncio.wait([task], timeout=BLOCK_MS / 1000.0 + 5.0)
+        assert task.done(), "the consumer did not stop within one blocking read"
 
 
 async def _wait_for_view(client: aioredis.Redis, consumer: str, orders: int) -> None:
