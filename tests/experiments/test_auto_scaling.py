@@ -33,7 +33,7 @@ def test_auto_scaling_passes(tmp_path: Path) -> None:
     assert ups and ups[0]["before"] == 1
     assert treatment["scale_up_lag"] > 0
     assert treatment["phases"]["fault"]["failures"] > 0
-    assert treatment["phases"]["recovery"]["probes"]["instances_last"] == 1
+    assert treatment["phases"]["recovery"]["probes"]["instances_min"] == 1
     assert report["arms"]["control"]["phases"]["fault"]["probes"]["instances_max"] == 1
     _assert_nothing_left(tmp_path)
 
