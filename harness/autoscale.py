@@ -20,7 +20,7 @@ log = structlog.get_logger(__name__)
 
 
 def wanted(value: float | None, rule: Autoscale, current: int) -> int:
-    """Return the instance count a reading asks for; no reading keeps the current count."""
+    """Return the instance count a reading calls for, or the current count without a reading."""
     if value is None:
         return current
     return max(rule.min, min(rule.max, math.ceil(value / rule.target - 1e-9)))
@@ -57,7 +57,7 @@ class Autoscaler:
             self._probes.read_now(self.rule.promql)
         except PrometheusApiClientException as exc:
             raise InvalidInput(
-                f"autoscale.promql: invalid value {self.rule.promql!r}: Prometheus answered "
+                f"autoscale.promql: invalid value {self.rule.promql!r}: Prometheus returned "
                 f"{str(exc)[:200]}"
             ) from None
 
@@ -85,7 +85,7 @@ class Autoscaler:
             self._stop.wait(self.rule.interval)
 
     def step(self, now: float) -> None:
-        """Read the query once and scale if the rule says so."""
+        """Read the query once and scale when the rule calls for a change."""
         current = len(self.platform.instances(self.rule.service))
         value = self._probes.read_now(self.rule.promql)
         want = wanted(value, self.rule, current)

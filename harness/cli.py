@@ -395,8 +395,8 @@ def _terminate(signum: int, frame: object) -> None:
 
 def main() -> None:
     """Run the CLI, mapping harness errors and interrupts to documented exit codes."""
-    # The runner replaces this while an experiment runs and puts it back after; a SIGTERM
-    # before or after (report writing) then still ends the process with exit code 130.
+    # The runner replaces this handler while an experiment runs and restores it after, so a
+    # SIGTERM before or after the run (report writing) still ends with exit code 130.
     signal.signal(signal.SIGTERM, _terminate)
     try:
         code = app(standalone_mode=False)

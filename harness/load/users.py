@@ -339,7 +339,7 @@ def data_rows() -> int:
 
 
 class WorkUser(_LoopbackUser):
-    """Asks for work that holds one of an api instance's few worker slots (`GET /work`)."""
+    """A user who requests work that occupies one of an api instance's few worker slots."""
 
     wait_time = between(0.4, 0.6)
 

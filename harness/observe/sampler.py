@@ -17,8 +17,8 @@ SAMPLE_INTERVAL_S = 0.25
 class PlatformSampler:
     """Samples `Platform.service_figures` of some services on a thread until stopped.
 
-    Prometheus cannot scrape a process at the moment the kernel kills it, and it only sees
-    instances it was told about; the platform sees both, four times a second.
+    Prometheus cannot scrape a process at the moment the kernel kills it, and it scrapes only
+    the instances in its target list. The platform reads both, four times a second.
     """
 
     def __init__(self, platform: Platform, services: list[str]) -> None:

@@ -61,7 +61,7 @@ class UpOptions:
 # instance while it lives. Consistent hashing moves only a lost instance's users.
 MIB = 1024 * 1024
 # Sticky routing hashes a client id cookie (`uid`) that the client has before it logs in, so its
-# login and its later requests reach the same instance; open-source nginx has no sticky cookie.
+# login and its later requests reach the same instance. Open-source nginx has no sticky cookie.
 BALANCE = {"round_robin": "", "sticky": "hash $cookie_uid consistent;"}
 
 
@@ -635,7 +635,8 @@ class LocalPlatform:
                 ports[name] = free_port()
                 started.append(self._start_asgi(service, name, ports[name], variant, env))
                 taken.add(name)
-            # The new instances start side by side; each is checked before the edge sees it.
+            # The new instances start side by side, and each passes its health check before the edge
+            # routes to it.
             for record in started:
                 wait_until(record, http_ok(f"http://{LOOPBACK}:{record.port}/health"),
                            START_TIMEOUT_S, "GET /health")  # fmt: skip

@@ -99,7 +99,7 @@ def test_sampler_aggregations(aggregation: str, expected: float) -> None:
 
 
 class _NoPrometheus:
-    """A platform whose Prometheus does not answer: nothing listens on its port."""
+    """A platform whose Prometheus is unreachable because nothing listens on its port."""
 
     def __init__(self, port: int) -> None:
         self.port = port
@@ -111,7 +111,7 @@ class _NoPrometheus:
         return ["api-1"]
 
 
-def test_scaler_stops_with_an_error_when_prometheus_is_gone() -> None:
+def test_scaler_stops_without_prometheus() -> None:
     """A failed read stops the scaler with the error kept, instead of reading as idle."""
     from harness.autoscale import Autoscaler
     from harness.platforms.processes import free_port
